@@ -26,3 +26,12 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def genomes(data_dir) -> Path:
     return data_dir / "genomes"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Decompressed FASTA copies and .fai indexes of read-only folders go to a per-run cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GENOMICS_LM_CACHE", str(tmp_path_factory.mktemp("glm_cache")))
+    yield
+    mp.undo()

@@ -1,0 +1,433 @@
+"""Genome access: validated FASTA through pyfaidx, fixed windows with an N filter, leak-free splits.
+
+Coordinates are 0-based, half-open everywhere: a window ``(seqid, start, end)`` covers bases
+``start .. end-1`` of record ``seqid``.
+
+* Plain FASTA, bgzip FASTA (pyfaidx reads it in place) and plain gzip FASTA (decompressed once into a
+  cache directory, keyed by the file's sha256, because pyfaidx cannot seek in plain gzip).
+* The ``.fai`` index is built on demand next to the FASTA, or in the cache directory when the FASTA's
+  folder is read-only. Windows (CRLF) line endings work.
+* Splits without leakage: whole chromosomes held out by name when the genome has many sequences;
+  otherwise (E. coli, phage, a 1 Mb piece of a chromosome) each sequence is cut into contiguous region
+  blocks that are assigned deterministically (seeded) to train/val/test, and ``gap_bp`` bases at every
+  boundary between blocks of different splits are dropped so that no window straddles two splits.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from genomics_lm.errors import UserError
+
+SPLITS = ("train", "val", "test")
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def default_cache_dir() -> Path:
+    """``$GENOMICS_LM_CACHE``, else ``$XDG_CACHE_HOME/genomics_lm``, else ``~/.cache/genomics_lm``."""
+    env = os.environ.get("GENOMICS_LM_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genomics_lm"
+
+
+def sha256sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes (as stored, i.e. of the compressed file for .gz)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _is_bgzf(head: bytes) -> bool:
+    # BGZF: gzip member with FEXTRA set and a 'BC' extra subfield (SAM spec, section 4.1)
+    return len(head) >= 18 and head[:2] == _GZIP_MAGIC and head[3] & 4 and head[12:14] == b"BC"
+
+
+def _check_text_head(path: Path, head: bytes) -> None:
+    """Raise a one-line UserError unless ``head`` (first bytes of the decompressed file) looks like FASTA."""
+    stripped = head.lstrip(b"\r\n\t ")
+    if not stripped:
+        raise UserError(f"{path}: empty FASTA file (no records)")
+    if b"\x00" in head:
+        raise UserError(f"{path}: not a FASTA file (binary content)")
+    if not stripped.startswith(b">"):
+        first = stripped.split(b"\n", 1)[0][:40].decode("ascii", "replace").strip()
+        raise UserError(f"{path}: not a FASTA file (first line {first!r} does not start with '>')")
+
+
+def _normalised_copy(path: Path, sha: str, cache_dir: Path, line_width: int = 80) -> Path:
+    """Write ``path`` as plain LF FASTA with fixed-width lines into the cache (atomic); return the copy.
+
+    Used for what pyfaidx cannot index in place: plain gzip (no random access), Windows (CRLF) line
+    endings and records whose lines have varying widths. Keyed by the source's sha256, made once.
+    """
+    target = cache_dir / f"{sha[:16]}-{path.name.removesuffix('.gz')}"
+    if target.exists():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    opener = gzip.open if path.read_bytes()[:2] == _GZIP_MAGIC else open
+    try:
+        with opener(path, "rb") as src, open(tmp, "wb") as dst:
+            pending = b""
+            for line in src:
+                line = line.rstrip(b"\r\n")
+                if line.startswith(b">"):
+                    for i in range(0, len(pending), line_width):
+                        dst.write(pending[i : i + line_width] + b"\n")
+                    pending = b""
+                    dst.write(line + b"\n")
+                else:
+                    pending += line.strip()
+                    cut = len(pending) - len(pending) % line_width
+                    for i in range(0, cut, line_width):
+                        dst.write(pending[i : i + line_width] + b"\n")
+                    pending = pending[cut:]
+            for i in range(0, len(pending), line_width):
+                dst.write(pending[i : i + line_width] + b"\n")
+        os.replace(tmp, target)
+    except (EOFError, OSError, zlib.error) as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{path}: corrupt or truncated gzip file ({exc})") from None
+    return target
+
+
+def _writable_dir(folder: Path) -> bool:
+    """True when we may create files in ``folder``: it has write permission bits *and* access allows it.
+
+    The mode bits are checked as well because root passes ``os.access`` on folders marked read-only
+    (a shared data folder, say), and we must not leave index files there.
+    """
+    try:
+        return bool(folder.stat().st_mode & 0o222) and os.access(folder, os.W_OK | os.X_OK)
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of a genome: ``seq`` is ``seqid[start:end]`` (0-based, half-open) as it is in the FASTA."""
+
+    seqid: str
+    start: int
+    end: int
+    seq: str
+
+    @property
+    def n_frac(self) -> float:
+        """Fraction of bases that are not A/C/G/T (either case)."""
+        codes = np.frombuffer(self.seq.encode("ascii", "replace"), dtype=np.uint8) | 0x20  # lower-case
+        return float(1.0 - np.isin(codes, np.frombuffer(b"acgt", np.uint8)).mean()) if len(codes) else 1.0
+
+
+class Genome:
+    """A validated FASTA genome with lazy, process-local pyfaidx access.
+
+    Args:
+        path: ``.fa``/``.fasta``/``.fna``, optionally ``.gz`` (plain gzip or bgzip).
+        cache_dir: where to put the decompressed copy of a plain-gzip file and the ``.fai`` index when
+            the FASTA's folder is read-only (default :func:`default_cache_dir`).
+
+    Raises:
+        UserError: missing, empty, non-FASTA, truncated gzip, duplicate record names, a record with no
+            sequence. Each message names the file (and the record where there is one).
+    """
+
+    def __init__(self, path: str | os.PathLike, cache_dir: str | os.PathLike | None = None):
+        self.path = Path(path)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        if not self.path.exists():
+            raise UserError(f"{self.path}: no such file")
+        if self.path.is_dir():
+            raise UserError(f"{self.path}: is a directory, not a FASTA file")
+        if self.path.stat().st_size == 0:
+            raise UserError(f"{self.path}: empty file")
+        self.sha256 = sha256sum(self.path)
+        with open(self.path, "rb") as fh:
+            raw_head = fh.read(1 << 16)
+        self._fasta_path, self._index_path = self._resolve_readable(raw_head)
+        self._fasta = None
+        self._pid = None
+        self.lengths = self._validate_and_index()
+
+    # -- opening ---------------------------------------------------------------------------------
+    def _resolve_readable(self, raw_head: bytes) -> tuple[Path, Path]:
+        """Path pyfaidx can read (the file itself, or a decompressed cache copy) and its index path."""
+        path = self.path
+        if raw_head[:2] == _GZIP_MAGIC:
+            try:
+                with gzip.open(path, "rb") as fh:
+                    head = fh.read(1 << 16)
+            except (EOFError, OSError, zlib.error) as exc:
+                raise UserError(f"{path}: corrupt or truncated gzip file ({exc})") from None
+            _check_text_head(path, head)
+            if not _is_bgzf(raw_head) or b"\r" in head:
+                path = _normalised_copy(path, self.sha256, self.cache_dir)
+            else:
+                self._check_gzip_complete(path)
+        else:
+            _check_text_head(path, raw_head)
+            if b"\r" in raw_head:
+                path = _normalised_copy(path, self.sha256, self.cache_dir)
+        fai = Path(str(path) + ".fai")
+        if not fai.exists() and not _writable_dir(path.parent):
+            fai = self.cache_dir / f"{self.sha256[:16]}-{path.name}.fai"
+            fai.parent.mkdir(parents=True, exist_ok=True)
+        return path, fai
+
+    def _check_gzip_complete(self, path: Path) -> None:
+        try:
+            with gzip.open(path, "rb") as fh:
+                while fh.read(1 << 22):
+                    pass
+        except (EOFError, OSError, zlib.error) as exc:
+            raise UserError(f"{path}: corrupt or truncated gzip file ({exc})") from None
+
+    def _open(self):
+        import pyfaidx
+
+        gzi = None
+        if str(self._fasta_path).endswith(".gz"):
+            gzi = str(self._index_path)[: -len(".fai")] + ".gzi"
+        return pyfaidx.Fasta(
+            str(self._fasta_path),
+            indexname=str(self._index_path),
+            gzi_indexname=gzi,
+            as_raw=True,
+            sequence_always_upper=False,
+            read_ahead=None,
+            rebuild=False,
+            duplicate_action="stop",
+        )
+
+    def _validate_and_index(self) -> dict[str, int]:
+        try:
+            try:
+                fasta = self._open()
+            except Exception as exc:  # lines of varying width: index a normalised copy instead
+                if "not consistent" not in str(exc) or self._fasta_path != self.path:
+                    raise
+                self._fasta_path = _normalised_copy(self.path, self.sha256, self.cache_dir)
+                self._index_path = Path(str(self._fasta_path) + ".fai")
+                fasta = self._open()
+        except ValueError as exc:  # pyfaidx: duplicate keys, inconsistent line lengths, ...
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "Duplicate key" in msg:
+                name = msg.split('"')[1] if '"' in msg else "?"
+                raise UserError(f"{self.path}: duplicate record name {name!r}") from None
+            raise UserError(f"{self.path}: malformed FASTA ({msg})") from None
+        except Exception as exc:  # pyfaidx.FastaIndexingError and friends
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(f"{self.path}: malformed FASTA ({msg})") from None
+        lengths = {name: len(rec) for name, rec in fasta.records.items()} if hasattr(fasta, "records") else {
+            name: len(fasta[name]) for name in fasta.keys()
+        }
+        fasta.close()
+        if not lengths:
+            raise UserError(f"{self.path}: no FASTA records")
+        for name, n in lengths.items():
+            if n == 0:
+                raise UserError(f"{self.path}: record {name!r} has no sequence")
+        return lengths
+
+    @property
+    def fasta(self):
+        """The pyfaidx handle, opened lazily once per process (safe with DataLoader workers)."""
+        if self._fasta is None or self._pid != os.getpid():
+            self._fasta = self._open()
+            self._pid = os.getpid()
+        return self._fasta
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_fasta"] = None
+        state["_pid"] = None
+        return state
+
+    # -- access ----------------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return list(self.lengths)
+
+    @property
+    def total_bp(self) -> int:
+        return sum(self.lengths.values())
+
+    def fetch(self, seqid: str, start: int, end: int) -> str:
+        """Bases ``[start, end)`` of ``seqid`` (0-based, half-open), case as in the file."""
+        if seqid not in self.lengths:
+            raise UserError(f"{self.path}: no record named {seqid!r}")
+        n = self.lengths[seqid]
+        if not 0 <= start <= end <= n:
+            raise UserError(f"{self.path}: interval {seqid}:{start}-{end} is outside the record (length {n})")
+        return str(self.fasta[seqid][start:end])
+
+    def source(self) -> dict:
+        """Provenance: file name and sha256 of the FASTA as given."""
+        return {"file": self.path.name, "sha256": self.sha256, "total_bp": self.total_bp, "records": len(self.lengths)}
+
+
+# -- splits ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SplitPlan:
+    """Which intervals of the genome belong to which split.
+
+    ``intervals[split]`` is a list of ``(seqid, start, end)`` (0-based, half-open) that do not overlap
+    each other or the intervals of another split, and that are at least ``gap_bp`` apart from those of
+    another split on the same sequence.
+    """
+
+    mode: str
+    intervals: dict[str, list[tuple[str, int, int]]]
+    params: dict
+
+    def bp(self, split: str) -> int:
+        return sum(e - s for _, s, e in self.intervals[split])
+
+    def to_dict(self) -> dict:
+        return {"mode": self.mode, "params": self.params, "intervals": {k: [list(i) for i in v] for k, v in self.intervals.items()}}
+
+
+def plan_splits(
+    lengths: dict[str, int],
+    *,
+    mode: str = "auto",
+    val_frac: float = 0.1,
+    test_frac: float = 0.1,
+    block_bp: int = 100_000,
+    gap_bp: int = 25_000,
+    val_chroms: list[str] | None = None,
+    test_chroms: list[str] | None = None,
+    min_chroms: int = 10,
+    seed: int = 0,
+) -> SplitPlan:
+    """Assign genome intervals to train/val/test without leakage.
+
+    Modes:
+        ``chromosomes``: whole sequences held out: ``val_chroms``/``test_chroms`` by name if given, else
+            drawn (seeded) until each split holds about ``val_frac``/``test_frac`` of the bases.
+        ``regions``: each sequence cut into ``block_bp`` blocks, blocks assigned to splits by a seeded
+            permutation; ``gap_bp`` dropped at the start of every block that follows a block of another
+            split, so windows (shorter than ``gap_bp`` or not) never straddle two splits.
+        ``auto``: ``chromosomes`` when chromosome names are given or there are at least ``min_chroms``
+            sequences, else ``regions``.
+
+    Args:
+        lengths: record name -> length in bp, in file order.
+    Returns:
+        a :class:`SplitPlan`.
+    """
+    if not 0 <= val_frac < 1 or not 0 <= test_frac < 1 or val_frac + test_frac >= 1:
+        raise UserError(f"val_frac={val_frac} and test_frac={test_frac} must be in [0, 1) and sum to less than 1")
+    if mode == "auto":
+        mode = "chromosomes" if (val_chroms or test_chroms or len(lengths) >= min_chroms) else "regions"
+    params = dict(val_frac=val_frac, test_frac=test_frac, seed=seed)
+    rng = np.random.default_rng(seed)
+    names = list(lengths)
+    if mode == "chromosomes":
+        if val_chroms or test_chroms:
+            val_set, test_set = set(val_chroms or []), set(test_chroms or [])
+            for name in val_set | test_set:
+                if name not in lengths:
+                    raise UserError(f"held-out chromosome {name!r} is not in the genome (records: {', '.join(names[:10])}...)")
+            if val_set & test_set:
+                raise UserError(f"chromosomes {sorted(val_set & test_set)} are both val and test")
+        else:
+            order = [names[i] for i in rng.permutation(len(names))]
+            total = sum(lengths.values())
+            val_set, test_set, acc_v, acc_t = set(), set(), 0, 0
+            for name in order:
+                if acc_v < val_frac * total:
+                    val_set.add(name)
+                    acc_v += lengths[name]
+                elif acc_t < test_frac * total:
+                    test_set.add(name)
+                    acc_t += lengths[name]
+        intervals = {s: [] for s in SPLITS}
+        for name in names:
+            split = "val" if name in val_set else "test" if name in test_set else "train"
+            intervals[split].append((name, 0, lengths[name]))
+        params.update(val_chroms=sorted(val_set), test_chroms=sorted(test_set))
+        return SplitPlan("chromosomes", intervals, params)
+    if mode != "regions":
+        raise UserError(f"unknown split mode {mode!r} (choose auto, chromosomes or regions)")
+    if block_bp <= 0 or gap_bp < 0 or gap_bp >= block_bp:
+        raise UserError(f"need block_bp > gap_bp >= 0, got block_bp={block_bp}, gap_bp={gap_bp}")
+    params.update(block_bp=block_bp, gap_bp=gap_bp)
+    blocks = [(name, s, min(s + block_bp, n)) for name, n in lengths.items() for s in range(0, n, block_bp)]
+    # blocks in a seeded random order fill val, then test, each up to its share of the bases (a block
+    # joins while it takes the split closer to its target); at least one block each when there are >= 3
+    total = sum(lengths.values())
+    label = np.array(["train"] * len(blocks), dtype=object)
+    order = iter(rng.permutation(len(blocks)))
+    for split, frac in (("val", val_frac), ("test", test_frac)):
+        acc, target = 0, frac * total
+        for i in order:
+            size = blocks[i][2] - blocks[i][1]
+            if acc + size / 2 > target and not (acc == 0 and frac > 0 and len(blocks) >= 3):
+                break
+            label[i] = split
+            acc += size
+    intervals = {s: [] for s in SPLITS}
+    for i, (name, s, e) in enumerate(blocks):
+        prev_other = i > 0 and blocks[i - 1][0] == name and label[i - 1] != label[i]
+        if prev_other:
+            s = min(e, s + gap_bp)
+        if e <= s:
+            continue
+        cur = intervals[label[i]]
+        if cur and cur[-1][0] == name and cur[-1][2] == s:  # merge runs of the same split
+            cur[-1] = (name, cur[-1][1], e)
+        else:
+            cur.append((name, s, e))
+    return SplitPlan("regions", intervals, params)
+
+
+# -- windows --------------------------------------------------------------------------------------
+def iter_windows(
+    genome: Genome,
+    intervals: list[tuple[str, int, int]],
+    window_bp: int,
+    step_bp: int | None = None,
+    max_n_frac: float = 0.1,
+    stats: dict | None = None,
+) -> Iterator[Window]:
+    """Fixed-size windows tiled inside each interval, skipping those with too many non-ACGT bases.
+
+    Window starts are ``start, start + step_bp, ...`` while the window ends inside the interval (a last
+    partial window is dropped). ``stats`` (if given) counts ``kept``, ``skipped_n`` and ``bp``.
+    """
+    if window_bp <= 0:
+        raise UserError(f"window_bp must be positive, got {window_bp}")
+    step_bp = window_bp if step_bp is None else step_bp
+    if step_bp <= 0:
+        raise UserError(f"step_bp must be positive, got {step_bp}")
+    stats = stats if stats is not None else {}
+    for key in ("kept", "skipped_n", "bp"):
+        stats.setdefault(key, 0)
+    acgt = np.zeros(256, dtype=bool)
+    acgt[list(b"ACGTacgt")] = True
+    for seqid, start, end in intervals:
+        if end - start < window_bp:
+            continue
+        seq = genome.fetch(seqid, start, end)  # one read per interval
+        codes = np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)
+        bad_cum = np.concatenate([[0], np.cumsum(~acgt[codes])])
+        for off in range(0, end - start - window_bp + 1, step_bp):
+            n_bad = bad_cum[off + window_bp] - bad_cum[off]
+            if n_bad > max_n_frac * window_bp:
+                stats["skipped_n"] += 1
+                continue
+            stats["kept"] += 1
+            stats["bp"] += window_bp
+            yield Window(seqid, start + off, start + off + window_bp, seq[off : off + window_bp])

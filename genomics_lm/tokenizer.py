@@ -1,0 +1,213 @@
+"""K-mer tokenizer: DNA bytes <-> token ids, fully vectorised with numpy.
+
+Vocabulary (the contract of DESIGN.md): 5 special tokens, then all 4**k k-mers in lexicographic ACGT order::
+
+    [PAD]=0  [UNK]=1  [CLS]=2  [SEP]=3  [MASK]=4  AA..A=5  AA..C=6  ...  TT..T=4**k+4
+
+* Case-insensitive: soft-masked (lower-case) repeats are ordinary bases.
+* A k-mer that contains ``N`` or any other non-ACGT byte (IUPAC codes such as R or Y included) is ``[UNK]``.
+* ``stride == k`` gives non-overlapping k-mers (long context per token); ``stride == 1`` the overlapping
+  DNABERT style. K-mer ``i`` covers bases ``[i*stride, i*stride + k)`` (0-based, half-open); a trailing
+  remainder shorter than ``k`` is dropped.
+
+Token arrays are ``uint16`` for k <= 7 and ``uint32`` for k = 8 (4**8 + 5 = 65,541 ids do not fit 16 bits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
+N_SPECIAL = len(SPECIAL_TOKENS)
+MIN_K, MAX_K = 1, 8
+
+# byte -> base code: A=0 C=1 G=2 T=3 (either case), everything else 4 (invalid)
+_BASE_CODE = np.full(256, 4, dtype=np.uint8)
+for _i, _b in enumerate(b"ACGT"):
+    _BASE_CODE[_b] = _i
+    _BASE_CODE[_b + 32] = _i  # lower case
+_COMPLEMENT = bytes.maketrans(b"ACGTNacgtnRYKMSWBDHVrykmswbdhv", b"TGCANtgcanYRMKSWVHDByrmkswvhdb")
+
+
+def check_k(k: int) -> int:
+    """Return ``k`` if it is an int in 1..8, else raise ``ValueError`` naming the value."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not MIN_K <= int(k) <= MAX_K:
+        raise ValueError(f"k must be an integer from {MIN_K} to {MAX_K}, got {k!r}")
+    return int(k)
+
+
+def vocab_size(k: int) -> int:
+    """Number of token ids for k-mers of length ``k``: 5 specials + 4**k."""
+    return N_SPECIAL + 4 ** check_k(k)
+
+
+def token_dtype(k: int) -> np.dtype:
+    """Smallest unsigned dtype holding every id: uint16 for k <= 7, uint32 for k = 8."""
+    return np.dtype(np.uint16) if vocab_size(k) <= 2**16 else np.dtype(np.uint32)
+
+
+def _as_bytes(seq) -> np.ndarray:
+    """A sequence (str, bytes, bytearray or uint8 array) as a 1-D uint8 array (no copy where possible)."""
+    if isinstance(seq, np.ndarray):
+        if seq.dtype != np.uint8 or seq.ndim != 1:
+            raise TypeError(f"expected a 1-D uint8 array of ASCII bases, got {seq.dtype} with shape {seq.shape}")
+        return seq
+    if isinstance(seq, str):
+        seq = seq.encode("ascii", errors="replace")  # non-ASCII characters become '?', i.e. [UNK]
+    return np.frombuffer(seq, dtype=np.uint8)
+
+
+def num_tokens(length_bp: int, k: int, stride: int) -> int:
+    """How many k-mers ``encode`` returns for a sequence of ``length_bp`` bases."""
+    return 0 if length_bp < k else (length_bp - k) // stride + 1
+
+
+def window_bp(n_tokens: int, k: int, stride: int) -> int:
+    """Bases spanned by ``n_tokens`` consecutive k-mers: ``(n_tokens - 1) * stride + k``."""
+    return 0 if n_tokens <= 0 else (n_tokens - 1) * stride + k
+
+
+def encode(seq, k: int, stride: int | None = None) -> np.ndarray:
+    """Token ids of the k-mers of ``seq``.
+
+    Args:
+        seq: bases as ``str``, ``bytes`` or a 1-D ``uint8`` array of ASCII codes; any case.
+        k: k-mer length, 1..8.
+        stride: step between k-mer starts, 1..k (default ``k``: non-overlapping).
+
+    Returns:
+        ``(num_tokens(len(seq), k, stride),)`` array of ``token_dtype(k)``; token ``i`` is the k-mer at
+        ``[i*stride, i*stride + k)``. K-mers with any non-ACGT byte are ``UNK_ID``.
+    """
+    k = check_k(k)
+    stride = k if stride is None else int(stride)
+    if not 1 <= stride <= k:
+        raise ValueError(f"stride must be from 1 to k={k}, got {stride}")
+    codes = _BASE_CODE[_as_bytes(seq)]  # (L,) uint8 in 0..4
+    n = num_tokens(codes.shape[0], k, stride)
+    dtype = token_dtype(k)
+    if n == 0:
+        return np.zeros(0, dtype=dtype)
+    # (n, k) strided view: row i = codes[i*stride : i*stride + k]; no copy
+    win = np.lib.stride_tricks.as_strided(codes, shape=(n, k), strides=(stride * codes.strides[0], codes.strides[0]))
+    value = np.zeros(n, dtype=np.uint32)
+    bad = np.zeros(n, dtype=np.uint8)
+    for j in range(k):  # a loop over the k columns, never over positions
+        col = win[:, j]
+        value <<= 2
+        value |= col & 3
+        bad |= col
+    ids = value + N_SPECIAL
+    ids[bad > 3] = UNK_ID  # any column with code 4 sets bit 2
+    return ids.astype(dtype, copy=False)
+
+
+@lru_cache(maxsize=MAX_K)
+def _kmer_table(k: int) -> np.ndarray:
+    """(4**k, k) uint8 ASCII bases of every k-mer id - N_SPECIAL, in vocabulary order."""
+    idx = np.arange(4**k, dtype=np.uint32)
+    shifts = 2 * np.arange(k - 1, -1, -1, dtype=np.uint32)
+    return np.frombuffer(b"ACGT", dtype=np.uint8)[(idx[:, None] >> shifts) & 3]
+
+
+def decode(ids, k: int, stride: int | None = None) -> str:
+    """Bases of a token-id array (the inverse of :func:`encode` for ACGT input).
+
+    ``[UNK]`` and ``[MASK]`` decode to ``k`` N's (their bases are unknown), ``[PAD]``/``[CLS]``/``[SEP]``
+    to nothing. For ``stride < k`` consecutive k-mers overlap and each one after the first adds its last
+    ``stride`` bases; strides above ``k`` leave gaps and cannot be decoded.
+
+    Args:
+        ids: 1-D integer array (or list) of token ids.
+        k: k-mer length; stride: as in :func:`encode` (default ``k``).
+    Returns:
+        the sequence as an upper-case ``str``.
+    """
+    k = check_k(k)
+    stride = k if stride is None else int(stride)
+    if not 1 <= stride <= k:
+        raise ValueError(f"stride must be from 1 to k={k}, got {stride}")
+    ids = np.asarray(ids).astype(np.int64).ravel()
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size(k)):
+        raise ValueError(f"token ids must lie in 0..{vocab_size(k) - 1} for k={k}; got {ids.min()}..{ids.max()}")
+    ids = ids[(ids != PAD_ID) & (ids != CLS_ID) & (ids != SEP_ID)]
+    if ids.size == 0:
+        return ""
+    table = np.concatenate([np.full((N_SPECIAL, k), ord("N"), dtype=np.uint8), _kmer_table(k)])
+    kmers = table[ids]  # (n, k) ASCII
+    if stride == k:
+        return kmers.tobytes().decode("ascii")
+    tail = kmers[1:, k - stride :]
+    return (kmers[0].tobytes() + tail.tobytes()).decode("ascii")
+
+
+@lru_cache(maxsize=MAX_K)
+def revcomp_table(k: int) -> np.ndarray:
+    """(vocab_size(k),) array mapping each id to the id of its reverse-complement k-mer.
+
+    Special tokens (``[UNK]`` included) map to themselves.
+    """
+    k = check_k(k)
+    idx = np.arange(4**k, dtype=np.int64)
+    rc = np.zeros_like(idx)
+    for j in range(k):  # base j from the right, complemented (3 - code), becomes base j from the left
+        rc = (rc << 2) | (3 - ((idx >> (2 * j)) & 3))
+    table = np.concatenate([np.arange(N_SPECIAL), rc + N_SPECIAL])
+    return table.astype(token_dtype(k))
+
+
+def reverse_complement_ids(ids: np.ndarray, k: int) -> np.ndarray:
+    """Token ids of the reverse complement of the sequence that ``ids`` encodes.
+
+    Exact for any stride when the k-mers tile the sequence end to end (the token of the k-mer at
+    ``[s, s+k)`` becomes the reverse-complement k-mer, and the order is reversed). Shape ``(..., T)``;
+    the last axis is reversed.
+    """
+    return revcomp_table(k)[np.asarray(ids)[..., ::-1]]
+
+
+def reverse_complement(seq: str) -> str:
+    """Reverse complement of a DNA string; case and IUPAC ambiguity codes are preserved (N -> N)."""
+    return seq.translate(_COMPLEMENT)[::-1]
+
+
+@dataclass(frozen=True)
+class KmerTokenizer:
+    """A k-mer tokenizer with fixed ``k`` and ``stride`` (what a checkpoint or token store records)."""
+
+    k: int = 6
+    stride: int = 6
+
+    def __post_init__(self):
+        check_k(self.k)
+        if not 1 <= self.stride <= self.k:
+            raise ValueError(f"stride must be from 1 to k={self.k}, got {self.stride}")
+
+    @property
+    def vocab_size(self) -> int:
+        return vocab_size(self.k)
+
+    def encode(self, seq) -> np.ndarray:
+        return encode(seq, self.k, self.stride)
+
+    def decode(self, ids) -> str:
+        return decode(ids, self.k, self.stride)
+
+    def window_bp(self, n_tokens: int) -> int:
+        return window_bp(n_tokens, self.k, self.stride)
+
+    def num_tokens(self, length_bp: int) -> int:
+        return num_tokens(length_bp, self.k, self.stride)
+
+    def token(self, token_id: int) -> str:
+        """The string form of one id: a special token's name or the k-mer's bases."""
+        if token_id < N_SPECIAL:
+            return SPECIAL_TOKENS[token_id]
+        return decode([token_id], self.k)
+
+    def to_dict(self) -> dict:
+        return {"k": self.k, "stride": self.stride, "vocab_size": self.vocab_size}

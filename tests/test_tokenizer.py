@@ -1,0 +1,108 @@
+"""K-mer tokenizer: exact ids, round trips, reverse complement, vectorised speed sanity."""
+
+import numpy as np
+import pytest
+
+from genomics_lm import tokenizer as tk
+
+
+def test_vocabulary_layout():
+    assert tk.SPECIAL_TOKENS == ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+    assert (tk.PAD_ID, tk.UNK_ID, tk.CLS_ID, tk.SEP_ID, tk.MASK_ID) == (0, 1, 2, 3, 4)
+    assert [tk.vocab_size(k) for k in (1, 2, 6, 8)] == [9, 21, 4101, 65541]
+    assert tk.token_dtype(7) == np.uint16 and tk.token_dtype(8) == np.uint32
+
+
+@pytest.mark.parametrize(
+    "seq,k,stride,expected",
+    [
+        ("ACGT", 1, 1, [5, 6, 7, 8]),
+        ("acgt", 1, 1, [5, 6, 7, 8]),  # case-insensitive
+        ("ACNRYT", 1, 1, [5, 6, 1, 1, 1, 8]),  # N and IUPAC codes -> [UNK]
+        ("AAAAAC", 3, 3, [5, 6]),  # AAA=5, AAC=6
+        ("ACGTAC", 3, 3, [11, 54]),  # ACG = 0*16+1*4+2 = 6 -> 11; TAC = 3*16+0+1 = 49 -> 54
+        ("ACGTACG", 3, 3, [11, 54]),  # trailing remainder shorter than k dropped
+        ("ACGTN", 2, 1, [6, 11, 16, 1]),  # AC=1, CG=6, GT=11, TN -> UNK
+        ("TTTTTT", 6, 6, [4**6 - 1 + 5]),
+        ("TTTTTTTT", 8, 8, [65540]),
+        ("AC", 3, 3, []),
+        ("ACGTACGT", 4, 2, [5 + 0b00011011, 5 + 0b10110001, 5 + 0b00011011]),  # ACGT, GTAC, ACGT
+    ],
+)
+def test_encode_exact_ids(seq, k, stride, expected):
+    ids = tk.encode(seq, k, stride)
+    assert ids.dtype == tk.token_dtype(k)
+    assert ids.tolist() == expected
+
+
+def test_encode_accepts_bytes_and_arrays():
+    ref = tk.encode("ACGTTGCA", 2)
+    assert tk.encode(b"ACGTTGCA", 2).tolist() == ref.tolist()
+    assert tk.encode(np.frombuffer(b"ACGTTGCA", np.uint8), 2).tolist() == ref.tolist()
+
+
+@pytest.mark.parametrize("k", range(1, 9))
+def test_round_trip_non_overlapping(k):
+    rng = np.random.default_rng(k)
+    seq = "".join(rng.choice(list("ACGT"), size=k * 50))
+    ids = tk.encode(seq, k)
+    assert len(ids) == 50
+    assert tk.decode(ids, k) == seq
+
+
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_round_trip_overlapping(k):
+    seq = "ACGTTGCAAGGCTTACGATCGATCGGGATCCA"
+    ids = tk.encode(seq, k, 1)
+    assert len(ids) == len(seq) - k + 1
+    assert tk.decode(ids, k, 1) == seq
+
+
+def test_decode_specials():
+    assert tk.decode([tk.CLS_ID, 5, tk.UNK_ID, tk.SEP_ID, tk.PAD_ID], 2) == "AANN"
+    with pytest.raises(ValueError, match="token ids must lie in 0..20"):
+        tk.decode([21], 2)
+
+
+@pytest.mark.parametrize("bad", [0, 9, -1, 2.5, "6", True])
+def test_k_out_of_range(bad):
+    with pytest.raises(ValueError, match="k must be an integer from 1 to 8"):
+        tk.encode("ACGT", bad)
+
+
+def test_stride_out_of_range():
+    with pytest.raises(ValueError, match="stride must be from 1 to k=3"):
+        tk.encode("ACGT", 3, 4)
+
+
+@pytest.mark.parametrize("k,stride", [(1, 1), (3, 3), (3, 1), (6, 6), (6, 1), (8, 8)])
+def test_token_level_reverse_complement_is_exact(k, stride):
+    rng = np.random.default_rng(0)
+    seq = "".join(rng.choice(list("ACGTN"), p=[0.24, 0.24, 0.24, 0.24, 0.04], size=k * 40))
+    ids = tk.encode(seq, k, stride)
+    assert tk.reverse_complement_ids(ids, k).tolist() == tk.encode(tk.reverse_complement(seq), k, stride).tolist()
+
+
+def test_reverse_complement_string():
+    assert tk.reverse_complement("AACGTN") == "NACGTT"
+    assert tk.reverse_complement("acgR") == "Ycgt"
+
+
+def test_kmer_tokenizer_object():
+    t = tk.KmerTokenizer(k=6, stride=6)
+    assert t.vocab_size == 4101
+    assert t.window_bp(4096) == 24576
+    assert tk.KmerTokenizer(6, 1).window_bp(4096) == 4101
+    assert t.token(0) == "[PAD]" and t.token(5) == "AAAAAA"
+    assert t.to_dict() == {"k": 6, "stride": 6, "vocab_size": 4101}
+    with pytest.raises(ValueError):
+        tk.KmerTokenizer(6, 7)
+
+
+def test_real_genome_chunk_is_decoded_back(genomes):
+    from genomics_lm.genome import Genome
+
+    g = Genome(genomes / "lambda_phage.fa")
+    seq = g.fetch(g.names[0], 0, 6000).upper()
+    assert tk.decode(tk.encode(seq, 6), 6) == seq
+    assert tk.decode(tk.encode(seq, 6, 1), 6, 1) == seq
