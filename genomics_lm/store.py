@@ -126,11 +126,8 @@ class TokenStoreWriter:
         f = self._h5
         f.create_dataset("tokens", shape=(0, self.L), maxshape=(None, self.L), dtype=self.dtype,
                          chunks=(rows, self.L), compression=self.compression)
-        str_dt = h5py.string_dtype("utf-8")
-        f.create_dataset("seqid", shape=(0,), maxshape=(None,), dtype=str_dt, chunks=(4096,))
-        for name in ("start", "end"):
-            f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
-        f.create_dataset("strand", shape=(0,), maxshape=(None,), dtype="S1", chunks=(4096,))
+        # per-row coordinates are small (a few bytes a row): kept in memory, written contiguously at close
+        self._meta = {"seqid": [], "start": [], "end": [], "strand": []}
         if self.label_names is not None:
             C = len(self.label_names)
             f.create_dataset("labels", shape=(0, C), maxshape=(None, C), dtype=np.float32,
@@ -152,13 +149,10 @@ class TokenStoreWriter:
             if len(col) != n:
                 raise ValueError(f"{name} has {len(col)} entries for {n} rows")
         f, a, b = self._h5, self.n, self.n + n
-        for name in ("tokens", "seqid", "start", "end", "strand"):
-            f[name].resize(b, axis=0)
+        f["tokens"].resize(b, axis=0)
         f["tokens"][a:b] = tokens.astype(self.dtype, copy=False)
-        f["seqid"][a:b] = cols["seqid"]
-        f["start"][a:b] = cols["start"]
-        f["end"][a:b] = cols["end"]
-        f["strand"][a:b] = strand
+        for name, col in list(cols.items()) + [("strand", strand)]:
+            self._meta[name].append(col)
         if self.label_names is not None:
             if labels is None:
                 raise ValueError("this store has labels: pass labels=(n, C)")
@@ -174,6 +168,14 @@ class TokenStoreWriter:
             self._tmp.unlink(missing_ok=True)
             return
         try:
+            import h5py
+
+            meta = {name: (np.concatenate(parts) if parts else np.zeros(0)) for name, parts in self._meta.items()}
+            f.create_dataset("seqid", data=np.asarray(meta["seqid"], dtype=object).astype(str).tolist() if self.n else [],
+                             dtype=h5py.string_dtype("utf-8"))
+            f.create_dataset("start", data=meta["start"].astype(np.int64))
+            f.create_dataset("end", data=meta["end"].astype(np.int64))
+            f.create_dataset("strand", data=meta["strand"].astype("S1"))
             f.attrs.update(self.attrs)
             f.attrs["n_rows"] = self.n
             f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -25,11 +25,6 @@ PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
 N_SPECIAL = len(SPECIAL_TOKENS)
 MIN_K, MAX_K = 1, 8
 
-# byte -> base code: A=0 C=1 G=2 T=3 (either case), everything else 4 (invalid)
-_BASE_CODE = np.full(256, 4, dtype=np.uint8)
-for _i, _b in enumerate(b"ACGT"):
-    _BASE_CODE[_b] = _i
-    _BASE_CODE[_b + 32] = _i  # lower case
 _COMPLEMENT = bytes.maketrans(b"ACGTNacgtnRYKMSWBDHVrykmswbdhv", b"TGCANtgcanYRMKSWVHDByrmkswvhdb")
 
 
@@ -71,6 +66,49 @@ def window_bp(n_tokens: int, k: int, stride: int) -> int:
     return 0 if n_tokens <= 0 else (n_tokens - 1) * stride + k
 
 
+_U64 = np.uint64
+_LANES_03 = _U64(0x0303030303030303)
+_VALID_BASES = b"ACGTacgt"
+
+
+def _base_codes(raw: bytes) -> np.ndarray:
+    """2-bit base codes (A=0, C=1, G=2, T=3, either case) of every byte, as a uint8 array.
+
+    Computed 8 bytes at a time on uint64 words (SWAR): for the ASCII codes of A/C/G/T, bits 1-2 and
+    2-3 XOR to the code, ``((b >> 1) ^ (b >> 2)) & 3``; case (bit 5) does not matter. Non-ACGT bytes
+    get arbitrary codes here and are found separately (see :func:`encode`).
+    """
+    pad = (-len(raw)) % 8
+    words = np.frombuffer(raw + b"\0" * pad if pad else raw, dtype=_U64)
+    codes = words >> _U64(1)
+    codes ^= words >> _U64(2)
+    codes &= _LANES_03
+    return codes.view(np.uint8)[: len(raw)]
+
+
+def _compose_aligned(codes: np.ndarray, n: int, k: int) -> np.ndarray:
+    """Values of ``n`` non-overlapping k-mers (stride = k) from contiguous 2-bit codes; uint32 (n,).
+
+    Each k-mer is placed in its own 8-byte word (zero padded), then byte lanes are merged pairwise in
+    three SWAR steps (2 -> 4 -> 8 bases): a handful of whole-array operations on n words.
+    """
+    if k == 8:
+        words = codes[: n * 8].copy().view(_U64)
+    else:
+        padded = np.zeros((n, 8), dtype=np.uint8)
+        padded[:, :k] = codes[: n * k].reshape(n, k)
+        words = padded.view(_U64).ravel()
+    # little-endian: the first base of a k-mer is the lowest byte lane, and must end up most significant
+    pairs = (words & _U64(0x00FF00FF00FF00FF)) << _U64(2)
+    pairs |= (words >> _U64(8)) & _U64(0x00FF00FF00FF00FF)
+    quads = (pairs & _U64(0x0000FFFF0000FFFF)) << _U64(4)
+    quads |= (pairs >> _U64(16)) & _U64(0x0000FFFF0000FFFF)
+    octs = (quads & _U64(0xFFFFFFFF)) << _U64(8)
+    octs |= quads >> _U64(32)
+    octs >>= _U64(2 * (8 - k))
+    return octs.astype(np.uint32)
+
+
 def encode(seq, k: int, stride: int | None = None) -> np.ndarray:
     """Token ids of the k-mers of ``seq``.
 
@@ -82,28 +120,42 @@ def encode(seq, k: int, stride: int | None = None) -> np.ndarray:
     Returns:
         ``(num_tokens(len(seq), k, stride),)`` array of ``token_dtype(k)``; token ``i`` is the k-mer at
         ``[i*stride, i*stride + k)``. K-mers with any non-ACGT byte are ``UNK_ID``.
+
+    Vectorised: base codes 8 bytes at a time, k-mer values by whole-array shifts over k columns (or three
+    SWAR merge steps for stride = k); non-ACGT bytes located only when present, by a cumulative count.
     """
     k = check_k(k)
     stride = k if stride is None else int(stride)
     if not 1 <= stride <= k:
         raise ValueError(f"stride must be from 1 to k={k}, got {stride}")
-    codes = _BASE_CODE[_as_bytes(seq)]  # (L,) uint8 in 0..4
-    n = num_tokens(codes.shape[0], k, stride)
+    raw = _as_bytes(seq).tobytes() if isinstance(seq, np.ndarray) else (
+        seq.encode("ascii", errors="replace") if isinstance(seq, str) else bytes(seq))
+    n = num_tokens(len(raw), k, stride)
     dtype = token_dtype(k)
     if n == 0:
         return np.zeros(0, dtype=dtype)
-    # (n, k) strided view: row i = codes[i*stride : i*stride + k]; no copy
-    win = np.lib.stride_tricks.as_strided(codes, shape=(n, k), strides=(stride * codes.strides[0], codes.strides[0]))
-    value = np.zeros(n, dtype=np.uint32)
-    bad = np.zeros(n, dtype=np.uint8)
-    for j in range(k):  # a loop over the k columns, never over positions
-        col = win[:, j]
-        value <<= 2
-        value |= col & 3
-        bad |= col
-    ids = value + N_SPECIAL
-    ids[bad > 3] = UNK_ID  # any column with code 4 sets bit 2
-    return ids.astype(dtype, copy=False)
+    codes = _base_codes(raw)  # (L,) uint8 in 0..3
+    if stride == k:
+        value = _compose_aligned(codes, n, k)
+    else:
+        # (n, k) strided view: row i = codes[i*stride : i*stride + k]; a loop over k columns, not positions
+        win = np.lib.stride_tricks.as_strided(codes, shape=(n, k), strides=(stride, 1))
+        value = win[:, 0].astype(np.uint32)
+        for j in range(1, k):
+            value <<= 2
+            value |= win[:, j]
+    ids = value.astype(dtype) if dtype != np.uint32 else value
+    ids += N_SPECIAL
+    invalid = raw.translate(None, _VALID_BASES)  # the non-ACGT bytes (usually none)
+    if invalid:
+        arr = np.frombuffer(raw, dtype=np.uint8)
+        bad = np.zeros(len(raw) + 1, dtype=np.int64)
+        for byte in set(invalid):
+            bad[1:] += arr == byte
+        np.cumsum(bad, out=bad)
+        starts = np.arange(n, dtype=np.int64) * stride
+        ids[bad[starts + k] > bad[starts]] = UNK_ID
+    return ids
 
 
 @lru_cache(maxsize=MAX_K)

@@ -106,3 +106,22 @@ def test_real_genome_chunk_is_decoded_back(genomes):
     seq = g.fetch(g.names[0], 0, 6000).upper()
     assert tk.decode(tk.encode(seq, 6), 6) == seq
     assert tk.decode(tk.encode(seq, 6, 1), 6, 1) == seq
+
+
+def _naive(seq, k, stride):
+    """Obvious per-k-mer reference: a dict lookup of each upper-cased k-mer."""
+    import itertools
+
+    vocab = {"".join(p): i + 5 for i, p in enumerate(itertools.product("ACGT", repeat=k))}
+    return [vocab.get(seq[i : i + k].upper(), 1) for i in range(0, len(seq) - k + 1, stride)]
+
+
+@pytest.mark.parametrize("k", range(1, 9))
+def test_matches_naive_reference_on_random_input(k):
+    rng = np.random.default_rng(100 + k)
+    alphabet = list("ACGTacgtNnRY-*é")
+    p = np.array([0.2] * 4 + [0.03] * 4 + [0.01] * 7)
+    for length in (0, k - 1, k, 37, 1003):
+        seq = "".join(rng.choice(alphabet, p=p / p.sum(), size=length))
+        for stride in sorted({1, max(1, k // 2), k}):
+            assert tk.encode(seq, k, stride).tolist() == _naive(seq, k, stride), (length, stride)
