@@ -1,0 +1,16 @@
+# genomics_lm workflow: FASTA -> k-mer token stores (HDF5) -> MLM pretraining -> evaluations.
+# Thin: the config, the rule files, and the targets. No science lives here; each rule calls `genomics-lm`.
+#
+#   snakemake --profile workflow/profiles/default --configfile configs/demo.yaml      # laptop / CI
+#   snakemake --profile workflow/profiles/slurm   --configfile configs/full.yaml      # SLURM cluster
+
+configfile: "configs/demo.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/tokenize.smk"
+
+
+rule all:
+    input:
+        all_targets(),
