@@ -8,6 +8,7 @@ Layout::
     /start    (N,)   int64               0-based start of the row's window
     /end      (N,)   int64               half-open end
     /strand   (N,)   S1  b"+" / b"-"
+    /softmask (N, L) uint8  optional: 1 where the token's k-mer holds a lower-case (soft-masked) base
     attributes: format="genomics_lm.tokens", format_version, k, stride, vocab_size, window_bp,
         window_tokens, source (JSON: file, sha256, ...), split, label_names (JSON list), genomics_lm
         (version), config (JSON of the full config), created (UTC ISO time), n_rows
@@ -73,6 +74,7 @@ class TokenStoreWriter:
         window_bp: bases per row (default ``(L - 1) * stride + k``).
         source: provenance dict (``file``, ``sha256``, ...). split: split name.
         config: the full config (JSON-able) that produced the file. label_names: for task files.
+        softmask: also store the per-token soft-mask flag track (``append(..., softmask=...)``).
         compression: ``none`` (default), ``lzf`` or ``gzip``. overwrite: replace an existing file.
     """
 
@@ -88,6 +90,7 @@ class TokenStoreWriter:
         config: dict | None = None,
         window_bp: int | None = None,
         label_names: Sequence[str] | None = None,
+        softmask: bool = False,
         compression: str = "none",
         overwrite: bool = False,
     ):
@@ -99,6 +102,7 @@ class TokenStoreWriter:
         self.k, self.stride, self.L = int(k), int(stride), int(window_tokens)
         self.dtype = token_dtype(self.k)
         self.label_names = list(label_names) if label_names is not None else None
+        self.softmask = bool(softmask)
         self.attrs = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -128,15 +132,19 @@ class TokenStoreWriter:
                          chunks=(rows, self.L), compression=self.compression)
         # per-row coordinates are small (a few bytes a row): kept in memory, written contiguously at close
         self._meta = {"seqid": [], "start": [], "end": [], "strand": []}
+        if self.softmask:
+            f.create_dataset("softmask", shape=(0, self.L), maxshape=(None, self.L), dtype=np.uint8,
+                             chunks=(max(1, CHUNK_BYTES // self.L), self.L), compression="lzf")
         if self.label_names is not None:
             C = len(self.label_names)
             f.create_dataset("labels", shape=(0, C), maxshape=(None, C), dtype=np.float32,
                              chunks=(max(1, 65536 // max(C, 1)), C))
         return self
 
-    def append(self, tokens, *, seqid, start, end, strand=None, labels=None) -> None:
+    def append(self, tokens, *, seqid, start, end, strand=None, labels=None, softmask=None) -> None:
         """Append ``n`` rows: ``tokens`` (n, L); per-row ``seqid``, ``start``, ``end`` (n,), ``strand``
-        (n,) of ``"+"``/``"-"`` (default ``"+"``), ``labels`` (n, C) float with NaN for unobserved."""
+        (n,) of ``"+"``/``"-"`` (default ``"+"``), ``labels`` (n, C) float with NaN for unobserved,
+        ``softmask`` (n, L) uint8 flags when the store was opened with ``softmask=True``."""
         tokens = np.asarray(tokens)
         if tokens.ndim == 1:
             tokens = tokens[None]
@@ -153,6 +161,11 @@ class TokenStoreWriter:
         f["tokens"][a:b] = tokens.astype(self.dtype, copy=False)
         for name, col in list(cols.items()) + [("strand", strand)]:
             self._meta[name].append(col)
+        if self.softmask:
+            if softmask is None:
+                raise ValueError("this store has a softmask track: pass softmask=(n, L)")
+            f["softmask"].resize(b, axis=0)
+            f["softmask"][a:b] = np.asarray(softmask, np.uint8).reshape(n, self.L)
         if self.label_names is not None:
             if labels is None:
                 raise ValueError("this store has labels: pass labels=(n, C)")
@@ -213,6 +226,7 @@ class TokenStore:
                 attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
                 shape = f["tokens"].shape if "tokens" in f else None
                 has_labels = "labels" in f
+                has_softmask = "softmask" in f
         except OSError as exc:
             raise UserError(f"{self.path}: not a readable HDF5 file (empty, truncated or corrupt: {str(exc).splitlines()[0]})") from None
         if attrs.get("format") != FORMAT:
@@ -234,6 +248,7 @@ class TokenStore:
         self.split = attrs.get("split")
         self.label_names = json.loads(attrs.get("label_names", "[]"))
         self.has_labels = has_labels
+        self.has_softmask = has_softmask
         self._h5 = None
         self._pid = None
 
@@ -275,6 +290,12 @@ class TokenStore:
         if not self.has_labels:
             raise UserError(f"{self.path}: token store has no labels")
         return self.h5["labels"][i]
+
+    def softmask(self, i) -> np.ndarray:
+        """Soft-mask flags of row ``i`` (L,) uint8: 1 where the k-mer holds a lower-case base."""
+        if not self.has_softmask:
+            raise UserError(f"{self.path}: token store has no softmask track (tokenize with --softmask)")
+        return self.h5["softmask"][i]
 
     def coords(self, i: int) -> tuple[str, int, int, str]:
         """``(seqid, start, end, strand)`` of row ``i`` (0-based, half-open)."""

@@ -15,7 +15,7 @@ import numpy as np
 from genomics_lm.errors import UserError
 from genomics_lm.genome import SPLITS, Genome, iter_windows, plan_splits
 from genomics_lm.store import COMPRESSIONS, TokenStoreWriter, check_output_path
-from genomics_lm.tokenizer import UNK_ID, check_k, encode, window_bp as span_bp
+from genomics_lm.tokenizer import UNK_ID, check_k, encode, softmask_flags, window_bp as span_bp
 
 
 def tokenize_genome(
@@ -36,6 +36,7 @@ def tokenize_genome(
     test_chroms: list[str] | None = None,
     seed: int = 0,
     compression: str = "none",
+    softmask: bool = False,
     cache_dir: str | Path | None = None,
     overwrite: bool = False,
     batch_rows: int = 256,
@@ -86,6 +87,7 @@ def tokenize_genome(
     config = {
         "fasta": str(fasta), "k": k, "stride": stride, "window_tokens": window_tokens, "window_bp": wbp,
         "step_bp": step_bp, "max_n_frac": max_n_frac, "split_plan": plan.to_dict(), "compression": compression,
+        "softmask": softmask,
     }
     summary: dict[str, dict] = {}
     total_bp = sum(plan.bp(s) for s in outputs)
@@ -99,24 +101,26 @@ def tokenize_genome(
             t0 = time.perf_counter()
             stats: dict = {}
             n_unk = n_tok = 0
-            buf, meta = [], []
+            buf, meta, soft = [], [], []
 
             def flush(writer):
-                nonlocal buf, meta
+                nonlocal buf, meta, soft
                 if buf:
                     writer.append(np.stack(buf), seqid=[m[0] for m in meta], start=[m[1] for m in meta],
-                                  end=[m[2] for m in meta])
-                    buf, meta = [], []
+                                  end=[m[2] for m in meta], softmask=np.stack(soft) if softmask else None)
+                    buf, meta, soft = [], [], []
 
             with TokenStoreWriter(path, k=k, stride=stride, window_tokens=window_tokens, window_bp=wbp,
                                   source=genome.source(), split=split, config=config, compression=compression,
-                                  overwrite=overwrite) as writer:
+                                  softmask=softmask, overwrite=overwrite) as writer:
                 last_end = None
                 for win in iter_windows(genome, plan.intervals[split], wbp, step_bp, max_n_frac, stats):
                     ids = encode(win.seq, k, stride)
                     n_unk += int(np.count_nonzero(ids == UNK_ID))
                     n_tok += ids.size
                     buf.append(ids)
+                    if softmask:
+                        soft.append(softmask_flags(win.seq, k, stride))
                     meta.append((win.seqid, win.start, win.end))
                     if len(buf) >= batch_rows:
                         flush(writer)
@@ -151,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--overwrite", action="store_true", help="replace existing output files")
     io.add_argument("--compression", choices=COMPRESSIONS, default="none",
                     help="HDF5 codec for /tokens (6-mer ids compress only 1.1-1.3x; see 'genomics-lm bench tokenizer')")
+    io.add_argument("--softmask", action="store_true",
+                    help="also store a per-token flag track /softmask: 1 where the k-mer holds a lower-case "
+                    "(soft-masked repeat) base; token ids are case-insensitive either way")
     io.add_argument("--cache-dir", type=Path, default=None,
                     help="where to put decompressed plain-gzip FASTA and .fai indexes of read-only folders "
                     "(default $GENOMICS_LM_CACHE or ~/.cache/genomics_lm)")
@@ -193,7 +200,7 @@ def main(argv: list[str]) -> int:
         step_tokens=args.step_tokens, max_n_frac=args.max_n_frac, split_mode=args.split_mode,
         val_frac=args.val_frac, test_frac=args.test_frac, block_bp=args.block_bp, gap_bp=args.gap_bp,
         val_chroms=split_list(args.val_chroms), test_chroms=split_list(args.test_chroms), seed=args.seed,
-        compression=args.compression, cache_dir=args.cache_dir, overwrite=args.overwrite,
+        compression=args.compression, softmask=args.softmask, cache_dir=args.cache_dir, overwrite=args.overwrite,
         progress=not args.no_progress,
     )
     print(f"{'split':<6} {'windows':>8} {'skipped(N)':>10} {'tokens':>12} {'UNK':>7} {'bp in split':>12} {'seconds':>8}  file")

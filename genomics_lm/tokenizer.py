@@ -66,47 +66,13 @@ def window_bp(n_tokens: int, k: int, stride: int) -> int:
     return 0 if n_tokens <= 0 else (n_tokens - 1) * stride + k
 
 
-_U64 = np.uint64
-_LANES_03 = _U64(0x0303030303030303)
+# byte -> 2-bit base code (A=0 C=1 G=2 T=3, either case); every other byte -> 4. A bytes.translate table:
+# one C pass over the sequence, several times faster than a numpy gather.
+_CODE_TABLE = bytearray([4] * 256)
+for _i, _b in enumerate(b"ACGT"):
+    _CODE_TABLE[_b] = _CODE_TABLE[_b + 32] = _i
+_CODE_TABLE = bytes(_CODE_TABLE)
 _VALID_BASES = b"ACGTacgt"
-
-
-def _base_codes(raw: bytes) -> np.ndarray:
-    """2-bit base codes (A=0, C=1, G=2, T=3, either case) of every byte, as a uint8 array.
-
-    Computed 8 bytes at a time on uint64 words (SWAR): for the ASCII codes of A/C/G/T, bits 1-2 and
-    2-3 XOR to the code, ``((b >> 1) ^ (b >> 2)) & 3``; case (bit 5) does not matter. Non-ACGT bytes
-    get arbitrary codes here and are found separately (see :func:`encode`).
-    """
-    pad = (-len(raw)) % 8
-    words = np.frombuffer(raw + b"\0" * pad if pad else raw, dtype=_U64)
-    codes = words >> _U64(1)
-    codes ^= words >> _U64(2)
-    codes &= _LANES_03
-    return codes.view(np.uint8)[: len(raw)]
-
-
-def _compose_aligned(codes: np.ndarray, n: int, k: int) -> np.ndarray:
-    """Values of ``n`` non-overlapping k-mers (stride = k) from contiguous 2-bit codes; uint32 (n,).
-
-    Each k-mer is placed in its own 8-byte word (zero padded), then byte lanes are merged pairwise in
-    three SWAR steps (2 -> 4 -> 8 bases): a handful of whole-array operations on n words.
-    """
-    if k == 8:
-        words = codes[: n * 8].copy().view(_U64)
-    else:
-        padded = np.zeros((n, 8), dtype=np.uint8)
-        padded[:, :k] = codes[: n * k].reshape(n, k)
-        words = padded.view(_U64).ravel()
-    # little-endian: the first base of a k-mer is the lowest byte lane, and must end up most significant
-    pairs = (words & _U64(0x00FF00FF00FF00FF)) << _U64(2)
-    pairs |= (words >> _U64(8)) & _U64(0x00FF00FF00FF00FF)
-    quads = (pairs & _U64(0x0000FFFF0000FFFF)) << _U64(4)
-    quads |= (pairs >> _U64(16)) & _U64(0x0000FFFF0000FFFF)
-    octs = (quads & _U64(0xFFFFFFFF)) << _U64(8)
-    octs |= quads >> _U64(32)
-    octs >>= _U64(2 * (8 - k))
-    return octs.astype(np.uint32)
 
 
 def encode(seq, k: int, stride: int | None = None) -> np.ndarray:
@@ -121,8 +87,8 @@ def encode(seq, k: int, stride: int | None = None) -> np.ndarray:
         ``(num_tokens(len(seq), k, stride),)`` array of ``token_dtype(k)``; token ``i`` is the k-mer at
         ``[i*stride, i*stride + k)``. K-mers with any non-ACGT byte are ``UNK_ID``.
 
-    Vectorised: base codes 8 bytes at a time, k-mer values by whole-array shifts over k columns (or three
-    SWAR merge steps for stride = k); non-ACGT bytes located only when present, by a cumulative count.
+    Vectorised: base codes by one ``bytes.translate`` pass, k-mer values by whole-array shifts over the k
+    columns of a strided view; non-ACGT bytes are located only when present, by a cumulative count.
     """
     k = check_k(k)
     stride = k if stride is None else int(stride)
@@ -134,18 +100,14 @@ def encode(seq, k: int, stride: int | None = None) -> np.ndarray:
     dtype = token_dtype(k)
     if n == 0:
         return np.zeros(0, dtype=dtype)
-    codes = _base_codes(raw)  # (L,) uint8 in 0..3
-    if stride == k:
-        value = _compose_aligned(codes, n, k)
-    else:
-        # (n, k) strided view: row i = codes[i*stride : i*stride + k]; a loop over k columns, not positions
-        win = np.lib.stride_tricks.as_strided(codes, shape=(n, k), strides=(stride, 1))
-        value = win[:, 0].astype(np.uint32)
-        for j in range(1, k):
-            value <<= 2
-            value |= win[:, j]
-    ids = value.astype(dtype) if dtype != np.uint32 else value
-    ids += N_SPECIAL
+    codes = np.frombuffer(raw.translate(_CODE_TABLE), dtype=np.uint8)  # (L,) in 0..4
+    # (n, k) strided view: row i = codes[i*stride : i*stride + k]; a loop over the k columns, never positions
+    win = np.lib.stride_tricks.as_strided(codes, shape=(n, k), strides=(stride, 1))
+    ids = win[:, 0].astype(dtype)
+    for j in range(1, k):
+        ids <<= 2
+        ids |= win[:, j]
+    ids += N_SPECIAL  # k-mers holding a code 4 come out wrong here and are set to [UNK] below
     invalid = raw.translate(None, _VALID_BASES)  # the non-ACGT bytes (usually none)
     if invalid:
         arr = np.frombuffer(raw, dtype=np.uint8)
@@ -156,6 +118,23 @@ def encode(seq, k: int, stride: int | None = None) -> np.ndarray:
         starts = np.arange(n, dtype=np.int64) * stride
         ids[bad[starts + k] > bad[starts]] = UNK_ID
     return ids
+
+
+def softmask_flags(seq, k: int, stride: int | None = None) -> np.ndarray:
+    """Per-token soft-mask flag: 1 where the k-mer holds any lower-case (soft-masked, repeat) base.
+
+    Same shape and coordinates as :func:`encode` (``(num_tokens,)``), dtype uint8. The token ids
+    themselves are case-insensitive; this optional track keeps the repeat annotation.
+    """
+    k = check_k(k)
+    stride = k if stride is None else int(stride)
+    arr = _as_bytes(seq)
+    n = num_tokens(arr.shape[0], k, stride)
+    lower = (arr >= ord("a")) & (arr <= ord("z"))
+    if n == 0:
+        return np.zeros(0, dtype=np.uint8)
+    win = np.lib.stride_tricks.as_strided(lower, shape=(n, k), strides=(stride * lower.strides[0], lower.strides[0]))
+    return win.any(axis=1).astype(np.uint8)
 
 
 @lru_cache(maxsize=MAX_K)

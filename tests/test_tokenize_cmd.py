@@ -138,3 +138,15 @@ def test_console_script_exit_status_and_help():
     assert res.returncode == 0
     for opt in ("--fasta", "--out-dir", "--k", "--stride", "--window-tokens", "--max-n-frac", "--split-mode", "--overwrite"):
         assert opt in res.stdout
+
+
+def test_softmask_track(tmp_path, capsys):
+    fa = tmp_path / "soft.fa"
+    fa.write_text(">x\n" + ("ACGTAC" * 10 + "acgtac" * 10) * 5 + "\n")
+    rc, _, err = run(["--fasta", fa, "--out", tmp_path / "s.h5", "--split", "train", "--k", 6, "--window-tokens", 20,
+                      "--split-mode", "regions", "--val-frac", 0, "--test-frac", 0, "--block-bp", 1000, "--gap-bp", 0,
+                      "--softmask"], capsys)
+    assert rc == 0, err
+    s = TokenStore(tmp_path / "s.h5")
+    assert s.softmask(0).tolist() == [0] * 10 + [1] * 10
+    assert s[0].tolist()[:10] == s[0].tolist()[10:]  # same k-mers, case ignored

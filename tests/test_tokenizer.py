@@ -125,3 +125,9 @@ def test_matches_naive_reference_on_random_input(k):
         seq = "".join(rng.choice(alphabet, p=p / p.sum(), size=length))
         for stride in sorted({1, max(1, k // 2), k}):
             assert tk.encode(seq, k, stride).tolist() == _naive(seq, k, stride), (length, stride)
+
+
+def test_softmask_flags():
+    assert tk.softmask_flags("ACgtAC", 2).tolist() == [0, 1, 0]
+    assert tk.softmask_flags("ACgtAC", 2, 1).tolist() == [0, 1, 1, 1, 0]
+    assert tk.encode("ACgtAC", 2).tolist() == tk.encode("ACGTAC", 2).tolist()
