@@ -72,7 +72,6 @@ _CODE_TABLE = bytearray([4] * 256)
 for _i, _b in enumerate(b"ACGT"):
     _CODE_TABLE[_b] = _CODE_TABLE[_b + 32] = _i
 _CODE_TABLE = bytes(_CODE_TABLE)
-_VALID_BASES = b"ACGTacgt"
 
 
 def encode(seq, k: int, stride: int | None = None) -> np.ndarray:
@@ -88,36 +87,51 @@ def encode(seq, k: int, stride: int | None = None) -> np.ndarray:
         ``[i*stride, i*stride + k)``. K-mers with any non-ACGT byte are ``UNK_ID``.
 
     Vectorised: base codes by one ``bytes.translate`` pass, k-mer values by whole-array shifts over the k
-    columns of a strided view; non-ACGT bytes are located only when present, by a cumulative count.
+    columns of a strided view; k-mers holding a non-ACGT byte are located (only when there is one) by a cumulative count.
     """
     k = check_k(k)
     stride = k if stride is None else int(stride)
     if not 1 <= stride <= k:
         raise ValueError(f"stride must be from 1 to k={k}, got {stride}")
-    raw = _as_bytes(seq).tobytes() if isinstance(seq, np.ndarray) else (
-        seq.encode("ascii", errors="replace") if isinstance(seq, str) else bytes(seq))
-    n = num_tokens(len(raw), k, stride)
+    if isinstance(seq, np.ndarray):
+        seq = _as_bytes(seq)
+    elif not isinstance(seq, (str, bytes)):
+        seq = bytes(seq)
+    n = num_tokens(len(seq), k, stride)  # str: one byte per character (non-ASCII become '?')
     dtype = token_dtype(k)
-    if n == 0:
-        return np.zeros(0, dtype=dtype)
+    ids = np.empty(n, dtype=dtype)
+    # work through ~256 kB pieces so that every temporary stays in cache (and its memory is reused)
+    chunk = max(1, _CHUNK_BYTES // stride)
+    for t0 in range(0, n, chunk):
+        t1 = min(n, t0 + chunk)
+        piece = seq[t0 * stride : (t1 - 1) * stride + k]
+        if isinstance(piece, str):
+            piece = piece.encode("ascii", errors="replace")
+        elif isinstance(piece, np.ndarray):
+            piece = piece.tobytes()
+        _encode_piece(piece, k, stride, ids[t0:t1])
+    return ids
+
+
+_CHUNK_BYTES = 1 << 18
+
+
+def _encode_piece(raw: bytes, k: int, stride: int, out: np.ndarray) -> None:
+    """Token ids of the ``len(out)`` k-mers of ``raw`` written into ``out`` (see :func:`encode`)."""
+    n = out.shape[0]
     codes = np.frombuffer(raw.translate(_CODE_TABLE), dtype=np.uint8)  # (L,) in 0..4
     # (n, k) strided view: row i = codes[i*stride : i*stride + k]; a loop over the k columns, never positions
     win = np.lib.stride_tricks.as_strided(codes, shape=(n, k), strides=(stride, 1))
-    ids = win[:, 0].astype(dtype)
+    out[:] = win[:, 0]
     for j in range(1, k):
-        ids <<= 2
-        ids |= win[:, j]
-    ids += N_SPECIAL  # k-mers holding a code 4 come out wrong here and are set to [UNK] below
-    invalid = raw.translate(None, _VALID_BASES)  # the non-ACGT bytes (usually none)
-    if invalid:
-        arr = np.frombuffer(raw, dtype=np.uint8)
+        out <<= 2
+        out |= win[:, j]
+    out += N_SPECIAL  # k-mers holding a code 4 come out wrong here and are set to [UNK] below
+    if codes.max() > 3:  # some non-ACGT byte (usually none): find the k-mers that hold one
         bad = np.zeros(len(raw) + 1, dtype=np.int64)
-        for byte in set(invalid):
-            bad[1:] += arr == byte
-        np.cumsum(bad, out=bad)
+        np.cumsum(codes > 3, out=bad[1:])
         starts = np.arange(n, dtype=np.int64) * stride
-        ids[bad[starts + k] > bad[starts]] = UNK_ID
-    return ids
+        out[bad[starts + k] > bad[starts]] = UNK_ID
 
 
 def softmask_flags(seq, k: int, stride: int | None = None) -> np.ndarray:

@@ -131,3 +131,12 @@ def test_softmask_flags():
     assert tk.softmask_flags("ACgtAC", 2).tolist() == [0, 1, 0]
     assert tk.softmask_flags("ACgtAC", 2, 1).tolist() == [0, 1, 1, 1, 0]
     assert tk.encode("ACgtAC", 2).tolist() == tk.encode("ACGTAC", 2).tolist()
+
+
+@pytest.mark.parametrize("k,stride", [(6, 6), (6, 1), (5, 2), (8, 8)])
+def test_chunked_encoding_matches_across_piece_boundaries(monkeypatch, k, stride):
+    monkeypatch.setattr(tk, "_CHUNK_BYTES", 97)  # many small pieces with awkward boundaries
+    rng = np.random.default_rng(7)
+    seq = "".join(rng.choice(list("ACGTNacgt"), size=2000))
+    assert tk.encode(seq, k, stride).tolist() == _naive(seq, k, stride)
+    assert tk.encode(np.frombuffer(seq.encode(), np.uint8), k, stride).tolist() == _naive(seq, k, stride)
