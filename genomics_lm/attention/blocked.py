@@ -55,6 +55,33 @@ def _bias(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.zeros(valid.shape, dtype=dtype, device=valid.device).masked_fill_(~valid, _neg(dtype))
 
 
+class _Buffers:
+    """Reusable contiguous scratch tensors (fresh pages are costly on CPU).
+
+    Matmul results are always written to contiguous buffers: with a strided ``out=`` (a slice of a larger
+    buffer) torch's CPU bmm falls back to one small matmul per batch entry, which is slow and collapses when
+    the intra-op threads compete with other processes for the cores.
+    """
+
+    def __init__(self, like: torch.Tensor):
+        self.like, self.store = like, {}
+
+    def get(self, name: str, *shape: int) -> torch.Tensor:
+        n = 1
+        for x in shape:
+            n *= x
+        buf = self.store.get(name)
+        if buf is None or buf.numel() < n:
+            buf = self.store[name] = self.like.new_empty(n)
+        return buf[:n].view(*shape)
+
+    def bmm(self, name, a, b):
+        return torch.bmm(a, b, out=self.get(name, a.shape[0], a.shape[1], b.shape[2]))
+
+    def mm(self, name, a, b):
+        return torch.mm(a, b, out=self.get(name, a.shape[0], b.shape[1]))
+
+
 class _Unit:
     """A set of flat blocks processed together: 2-D (rows, D) views of q, k, v, out and their block offset.
 
@@ -168,13 +195,6 @@ class _Plan:
             yield _Unit(bh * nb, [(bh * nb + c0, bh * nb + c1, 0, bh) for c0, c1 in self.block_chunks], True, **views)
 
     # -- buffers ----------------------------------------------------------------------------------
-    def workspace(self, q: torch.Tensor) -> torch.Tensor:
-        """A (chunk, b, K) score buffer reused by every chunk (fresh pages are costly on CPU)."""
-        return q.new_empty(self.max_chunk, self.b, self.K)
-
-    def random_buffer(self, q: torch.Tensor) -> torch.Tensor | None:
-        return None if self.rand is None else q.new_empty(self.max_chunk * self.rand.shape[-1], self.b, self.D)
-
     def new_output(self, q: torch.Tensor) -> torch.Tensor:
         """(B, H, Tp, D) output: flat mode contiguous; otherwise a view of (B, Tp, H, D) memory."""
         B, H, Tp, D = q.shape
@@ -209,54 +229,55 @@ class _Plan:
         return self.rand_local[j0:j1] if unit.local_rand else self.rand[j0:j1]
 
     def random(self, x: torch.Tensor, idx: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
-        """Gather random key blocks idx (C, r) from x (rows, D) into buf: (C, R, D)."""
+        """Gather random key blocks idx (C, r) from x (rows, D) into buf (C*r, b, D): (C, R, D)."""
         blocks = x.unflatten(0, (-1, self.b))  # (n, b, D)
-        out = buf[: idx.numel()]
-        torch.index_select(blocks, 0, idx.reshape(-1), out=out)
-        return out.view(idx.shape[0], self.R, self.D)
+        torch.index_select(blocks, 0, idx.reshape(-1), out=buf)
+        return buf.view(idx.shape[0], self.R, self.D)
 
     # -- scores ---------------------------------------------------------------------------------
-    def mm_global(self, a, bmat, out, hc, bh, add=False):
-        """Per-head product of a chunk's rows with its head's global keys: a (C, b, X) @ bmat[bh] (X, Y)."""
-        C, b = a.shape[0], a.shape[1]
-        if hc:
-            a3, o3, b3 = a.reshape(hc, -1, a.shape[-1]), out.view(hc, -1, out.shape[-1]), bmat[bh:bh + hc]
-            (o3.baddbmm_(a3, b3) if add else torch.bmm(a3, b3, out=o3))
-        else:
-            a2, o2 = a.reshape(C * b, a.shape[-1]), out.view(C * b, out.shape[-1])
-            (o2.addmm_(a2, bmat[bh]) if add else torch.mm(a2, bmat[bh], out=o2))
+    def mm_global(self, bufs, name, a, bmat, hc, bh) -> torch.Tensor:
+        """Per-head product of a chunk's rows with its head's global matrix: a (C, b, X) @ bmat[bh] (X, Y).
 
-    def probs(self, unit, qc, kgt, j0, j1, hc, bh, buf, rbuf) -> torch.Tensor:
-        """Softmax probabilities (C, b, K) of the scaled query chunk qc (C, b, D), written into buf."""
+        Returns a contiguous (C, b, Y) scratch tensor.
+        """
+        C, b, X = a.shape
+        if hc:
+            r = bufs.bmm(name, a.reshape(hc, -1, X), bmat[bh:bh + hc])
+        else:
+            r = bufs.mm(name, a.reshape(C * b, X), bmat[bh])
+        return r.view(C, b, -1)
+
+    def probs(self, unit, qc, kgt, j0, j1, hc, bh, bufs) -> torch.Tensor:
+        """Softmax probabilities (C, b, K) of the scaled query chunk qc (C, b, D), in the buffer "s"."""
         C, b, G, wlen = j1 - j0, self.b, self.G, self.wlen
         l0, l1 = j0 - unit.base, j1 - unit.base
-        s = buf[:C]
+        s = bufs.get("s", C, b, self.K)
         if G:
-            sg = s[:, :, :G]
-            self.mm_global(qc, kgt, sg, hc, bh)
+            tg = self.mm_global(bufs, "t_g", qc, kgt, hc, bh)  # (C, b, G)
             if self.gbias is not None:
-                if hc:
-                    sg.view(hc, -1, G).add_(self.gbias[bh:bh + hc, None, :])
-                else:
-                    sg.add_(self.gbias[bh])
-        kw = self.window(unit.k, l0, l1)
-        sw = s[:, :, G:G + wlen]
+                gb = self.gbias[bh:bh + hc, None, :].repeat_interleave(self.nb, 0) if hc else self.gbias[bh]
+                torch.add(tg, gb, out=s[:, :, :G])
+            else:
+                s[:, :, :G] = tg
+        tw = bufs.bmm("t_w", qc, self.window(unit.k, l0, l1).transpose(1, 2))  # (C, b, wlen)
         if any(self.w_need[j0:j1]):
             wb = self.wbias[j0:j1][:, None, :]  # (C, 1, wlen)
-            bias = wb + self.band if self.band is not None else wb.expand(C, b, wlen)
-            torch.baddbmm(bias, qc, kw.transpose(1, 2), out=sw)
+            bias = wb + self.band if self.band is not None else wb
+            torch.add(tw, bias, out=s[:, :, G:G + wlen])
         elif self.band is not None:
-            torch.baddbmm(self.band.expand(C, b, wlen), qc, kw.transpose(1, 2), out=sw)
+            torch.add(tw, self.band, out=s[:, :, G:G + wlen])
         else:
-            torch.bmm(qc, kw.transpose(1, 2), out=sw)
+            s[:, :, G:G + wlen] = tw
         if self.rand is not None:
-            sr = s[:, :, G + wlen:]
-            torch.bmm(qc, self.random(unit.k, self.rand_index(unit, j0, j1), rbuf).transpose(1, 2), out=sr)
+            kr = self.random(unit.k, self.rand_index(unit, j0, j1), bufs.get("r", C * self.rand.shape[1], b, self.D))
+            tr = bufs.bmm("t_r", qc, kr.transpose(1, 2))  # (C, b, R)
             if any(self.r_need[j0:j1]):
                 ridx = self.rand[j0:j1]  # (C, r) flat
                 rb = self.kbias_blocks[ridx] if self.kmasked else s.new_zeros(C, ridx.shape[1], b)
                 rb = rb.masked_fill(~self.rand_valid[j0:j1, :, None], _neg(s.dtype))  # (C, r, b)
-                sr += rb.flatten(1, 2)[:, None, :]
+                torch.add(tr, rb.flatten(1, 2)[:, None, :], out=s[:, :, G + wlen:])
+            else:
+                s[:, :, G + wlen:] = tr
         return torch.softmax(s, dim=-1, out=s) if s.is_cpu else torch.softmax(s, dim=-1)
 
     def dout_chunk(self, unit, j0, j1) -> torch.Tensor:
@@ -284,20 +305,20 @@ class BlockSparseAttention(torch.autograd.Function):
             kg = k[:, :, plan.gidx].reshape(plan.BH, G, D)  # (BH, G, D) gathered copies
             vg = v[:, :, plan.gidx].reshape(plan.BH, G, D)
             kgt = kg.transpose(1, 2)
-        sbuf, rbuf = plan.workspace(q), plan.random_buffer(q)
-        obuf = q.new_empty(plan.max_chunk, b, D)
+        bufs = _Buffers(q)
         for u in plan.units(q=q, k=k, v=v, out=out):
             for j0, j1, hc, bh in u.chunks:
                 C, l0, l1 = j1 - j0, j0 - u.base, j1 - u.base
-                qc = (u.q[l0 * b:l1 * b] * sc).view(C, b, D)
-                p = plan.probs(u, qc, kgt, j0, j1, hc, bh, sbuf, rbuf)  # (C, b, K)
-                o = torch.bmm(p[:, :, G:G + wlen], plan.window(u.v, l0, l1), out=obuf[:C])  # (C, b, D)
+                qc = torch.mul(u.q[l0 * b:l1 * b], sc, out=bufs.get("q", C * b, D)).view(C, b, D)
+                p = plan.probs(u, qc, kgt, j0, j1, hc, bh, bufs)  # (C, b, K)
+                o = bufs.bmm("o", p[:, :, G:G + wlen], plan.window(u.v, l0, l1))  # (C, b, D)
                 if G:
-                    plan.mm_global(p[:, :, :G], vg, o, hc, bh, add=True)
+                    o += plan.mm_global(bufs, "o2", p[:, :, :G], vg, hc, bh)
                 if plan.rand is not None:
-                    o.baddbmm_(p[:, :, G + wlen:], plan.random(u.v, plan.rand_index(u, j0, j1), rbuf))
+                    vr = plan.random(u.v, plan.rand_index(u, j0, j1), bufs.get("r", C * plan.rand.shape[1], b, D))
+                    o += bufs.bmm("o2", p[:, :, G + wlen:], vr)
                 u.out[l0 * b:l1 * b] = o.view(C * b, D)
-        lse = _dense_rows_forward(q, k, v, out, plan) if G else None
+        lse = _dense_rows_forward(q, k, v, out, plan, bufs) if G else None
         if plan.qvalid is not None:
             out.mul_(plan.qvalid[:, None, :, None])
         ctx.plan = plan
@@ -311,74 +332,75 @@ class BlockSparseAttention(torch.autograd.Function):
         b, G, wlen, sc, D, hb = plan.b, plan.G, plan.wlen, plan.scale, plan.D, plan.hb
         if plan.flat or dout.stride(-1) != 1:
             dout = dout.contiguous()
-        dq, dk, dv = plan.new_dq(q), torch.zeros_like(k, memory_format=torch.contiguous_format), \
-            torch.zeros_like(v, memory_format=torch.contiguous_format)
+        dq = plan.new_dq(q)
+        dk = torch.zeros(k.shape, dtype=k.dtype, device=k.device)
+        dv = torch.zeros(v.shape, dtype=v.dtype, device=v.device)
         kg = kgt = vg = vgt = dkg = dvg = None
         if G:
             kg = k[:, :, plan.gidx].reshape(plan.BH, G, D)
             vg = v[:, :, plan.gidx].reshape(plan.BH, G, D)
             kgt, vgt = kg.transpose(1, 2), vg.transpose(1, 2)
             dkg, dvg = torch.zeros_like(kg), torch.zeros_like(vg)
-        sbuf, dsbuf, rbuf = plan.workspace(q), plan.workspace(q), plan.random_buffer(q)
+        bufs = _Buffers(q)
         for u in plan.units(q=q, k=k, v=v, out=out, dout=dout, dq=dq, dk=dk, dv=dv):
             dkb, dvb = u.dk.unflatten(0, (-1, b)), u.dv.unflatten(0, (-1, b))  # (n, b, D)
             n = dkb.shape[0]
             for j0, j1, hc, bh in u.chunks:
                 C, l0, l1 = j1 - j0, j0 - u.base, j1 - u.base
-                qc = (u.q[l0 * b:l1 * b] * sc).view(C, b, D)
+                qc = torch.mul(u.q[l0 * b:l1 * b], sc, out=bufs.get("q", C * b, D)).view(C, b, D)
                 do = plan.dout_chunk(u, j0, j1)  # (C, b, D)
                 delta = (do * u.out[l0 * b:l1 * b].unflatten(0, (C, b))).sum(-1, keepdim=True)  # (C, b, 1)
-                p = plan.probs(u, qc, kgt, j0, j1, hc, bh, sbuf, rbuf)  # (C, b, K)
+                p = plan.probs(u, qc, kgt, j0, j1, hc, bh, bufs)  # (C, b, K)
                 ridx = plan.rand_index(u, j0, j1) if plan.rand is not None else None
+                rbuf = bufs.get("r", C * plan.rand.shape[1], b, D) if ridx is not None else None
                 # dV = P^T dO
                 if G:
-                    _acc_global(dvg, p[:, :, :G], do, hc, bh)
-                _window_accumulate(dvb, p[:, :, G:G + wlen], do, l0, l1, hb, n, b)
+                    _acc_global(bufs, dvg, p[:, :, :G], do, hc, bh)
+                _window_accumulate(bufs, dvb, p[:, :, G:G + wlen], do, l0, l1, hb, n, b)
                 if ridx is not None:
-                    dvb.index_add_(0, ridx.reshape(-1), torch.bmm(p[:, :, G + wlen:].transpose(1, 2), do).view(-1, b, D))
-                # dP = dO V^T, then dS = P * (dP - delta), in one (C, b, K) buffer
-                ds = dsbuf[:C]
+                    dvb.index_add_(0, ridx.reshape(-1), bufs.bmm("t_d", p[:, :, G + wlen:].transpose(1, 2), do).view(-1, b, D))
+                # dP = dO V^T, then dS = P * (dP - delta), in the buffer "ds"
+                ds = bufs.get("ds", C, b, plan.K)
                 if G:
-                    plan.mm_global(do, vgt, ds[:, :, :G], hc, bh)
-                torch.bmm(do, plan.window(u.v, l0, l1).transpose(1, 2), out=ds[:, :, G:G + wlen])
+                    ds[:, :, :G] = plan.mm_global(bufs, "t_g", do, vgt, hc, bh)
+                ds[:, :, G:G + wlen] = bufs.bmm("t_w", do, plan.window(u.v, l0, l1).transpose(1, 2))
                 if ridx is not None:
-                    torch.bmm(do, plan.random(u.v, ridx, rbuf).transpose(1, 2), out=ds[:, :, G + wlen:])
+                    ds[:, :, G + wlen:] = bufs.bmm("t_r", do, plan.random(u.v, ridx, rbuf).transpose(1, 2))
                 ds.sub_(delta).mul_(p)
                 del p
                 # dQ = dS K (then scaled), dK = dS^T (q * scale)
-                dqc = u.dq[l0 * b:l1 * b].view(C, b, D)
-                torch.bmm(ds[:, :, G:G + wlen], plan.window(u.k, l0, l1), out=dqc)
+                dqc = bufs.bmm("t_q", ds[:, :, G:G + wlen], plan.window(u.k, l0, l1))  # (C, b, D)
                 if G:
-                    plan.mm_global(ds[:, :, :G], kg, dqc, hc, bh, add=True)
-                    _acc_global(dkg, ds[:, :, :G], qc, hc, bh)
+                    dqc += plan.mm_global(bufs, "o2", ds[:, :, :G], kg, hc, bh)
+                    _acc_global(bufs, dkg, ds[:, :, :G], qc, hc, bh)
                 if ridx is not None:
-                    dqc.baddbmm_(ds[:, :, G + wlen:], plan.random(u.k, ridx, rbuf))
-                    dkb.index_add_(0, ridx.reshape(-1), torch.bmm(ds[:, :, G + wlen:].transpose(1, 2), qc).view(-1, b, D))
-                dqc *= sc
-                _window_accumulate(dkb, ds[:, :, G:G + wlen], qc, l0, l1, hb, n, b)
+                    dqc += bufs.bmm("o2", ds[:, :, G + wlen:], plan.random(u.k, ridx, rbuf))
+                    dkb.index_add_(0, ridx.reshape(-1), bufs.bmm("t_d", ds[:, :, G + wlen:].transpose(1, 2), qc).view(-1, b, D))
+                torch.mul(dqc, sc, out=u.dq[l0 * b:l1 * b].view(C, b, D))
+                _window_accumulate(bufs, dkb, ds[:, :, G:G + wlen], qc, l0, l1, hb, n, b)
         if G:
-            _dense_rows_backward(q, k, v, out, dout, lse, dq, dk, dv, plan)
+            _dense_rows_backward(q, k, v, out, dout, lse, dq, dk, dv, plan, bufs)
             dk.view(plan.BH, plan.Tp, D).index_add_(1, plan.gidx, dkg)
             dv.view(plan.BH, plan.Tp, D).index_add_(1, plan.gidx, dvg)
         return dq, dk, dv, None
 
 
-def _acc_global(dst, pg, x, hc, bh):
+def _acc_global(bufs, dst, pg, x, hc, bh):
     """dst[bh] += pg^T @ x per head: dst (BH, G, D), pg (C, b, G) rows of the chunk, x (C, b, D)."""
     G, D = pg.shape[-1], x.shape[-1]
     if hc:
-        dst[bh:bh + hc].baddbmm_(pg.reshape(hc, -1, G).transpose(1, 2), x.reshape(hc, -1, D))
+        dst[bh:bh + hc] += bufs.bmm("t_gd", pg.reshape(hc, -1, G).transpose(1, 2), x.reshape(hc, -1, D))
     else:
-        dst[bh].addmm_(pg.reshape(-1, G).t(), x.reshape(-1, D))
+        dst[bh] += bufs.mm("t_gd", pg.reshape(-1, G).t(), x.reshape(-1, D))
 
 
-def _window_accumulate(dst_blocks, pw, x, l0, l1, hb, n, b):
+def _window_accumulate(bufs, dst_blocks, pw, x, l0, l1, hb, n, b):
     """dst_blocks[j + s - hb] += pw[j][:, s*b:(s+1)*b]^T @ x[j] for local query blocks j in l0..l1, in range only.
 
     dst_blocks (n, b, D); pw (C, b, wlen); x (C, b, D). One batched matmul, then one add per window block.
     Out-of-range and cross-head positions have zero probability, so dropping them at the array ends is exact.
     """
-    d = torch.bmm(pw.transpose(1, 2), x)  # (C, wlen, D)
+    d = bufs.bmm("t_win", pw.transpose(1, 2), x)  # (C, wlen, D)
     for s in range(pw.shape[-1] // b):
         lo, hi = max(l0, hb - s), min(l1, n + hb - s)  # key block j + s - hb in [0, n)
         if lo < hi:
@@ -396,7 +418,7 @@ def _bh(x: torch.Tensor, k0: int, k1: int) -> torch.Tensor:
     return x[:, :, k0:k1].reshape(-1, k1 - k0, x.shape[-1])
 
 
-def _dense_rows_forward(q, k, v, out, plan: _Plan) -> torch.Tensor:
+def _dense_rows_forward(q, k, v, out, plan: _Plan, bufs: _Buffers) -> torch.Tensor:
     """Global query rows see every key: online softmax over key chunks, batched over (batch, head).
 
     Writes the rows into out (B, H, Tp, D) and returns their logsumexp (BH, G).
@@ -406,25 +428,21 @@ def _dense_rows_forward(q, k, v, out, plan: _Plan) -> torch.Tensor:
     o = q.new_zeros(BH, G, D)
     m = q.new_full((BH, G, 1), _neg(q.dtype))
     l = q.new_zeros(BH, G, 1)
-    ws = None
     for k0, k1 in _key_chunks(Tp, BH * G):
-        if ws is None:
-            ws = q.new_empty(BH, G, k1 - k0)
-        s = torch.bmm(qg, _bh(k, k0, k1).transpose(1, 2), out=ws[:, :, : k1 - k0])  # (BH, G, Tk)
+        s = bufs.bmm("d_s", qg, _bh(k, k0, k1).transpose(1, 2))  # (BH, G, Tk)
         if plan.kmasked:
             s.view(B, H, G, -1).add_(plan.kbias[:, None, None, k0:k1])
         m_new = torch.maximum(m, s.amax(-1, keepdim=True))
         alpha = torch.exp(m - m_new)
         s.sub_(m_new).exp_()  # probabilities up to the running normaliser
         l = l * alpha + s.sum(-1, keepdim=True)
-        o = o * alpha
-        o.baddbmm_(s, _bh(v, k0, k1))
+        o = o * alpha + bufs.bmm("d_o", s, _bh(v, k0, k1))
         m = m_new
     out[:, :, plan.gidx] = (o / l).view(B, H, G, D)
     return (m + l.log()).squeeze(-1)
 
 
-def _dense_rows_backward(q, k, v, out, dout, lse, dq, dk, dv, plan: _Plan) -> None:
+def _dense_rows_backward(q, k, v, out, dout, lse, dq, dk, dv, plan: _Plan, bufs: _Buffers) -> None:
     """Backward of :func:`_dense_rows_forward`: accumulates into dk, dv and writes the rows of dq."""
     BH, Tp, D, G, B, H = plan.BH, plan.Tp, plan.D, plan.G, plan.B, plan.H
     dk3, dv3 = dk.view(BH, Tp, D), dv.view(BH, Tp, D)
@@ -435,20 +453,17 @@ def _dense_rows_backward(q, k, v, out, dout, lse, dq, dk, dv, plan: _Plan) -> No
         dog = dog * plan.qvalid[:, None, plan.gidx, None].expand(B, H, G, 1).reshape(BH, G, 1)
     delta = (dog * og).sum(-1, keepdim=True)  # (BH, G, 1)
     dqg = q.new_zeros(BH, G, D)
-    ws = ws2 = None
     for k0, k1 in _key_chunks(Tp, BH * G):
-        if ws is None:
-            ws, ws2 = q.new_empty(BH, G, k1 - k0), q.new_empty(BH, G, k1 - k0)
         kc, vc = _bh(k, k0, k1), _bh(v, k0, k1)
-        p = torch.bmm(qg, kc.transpose(1, 2), out=ws[:, :, : k1 - k0])  # (BH, G, Tk)
+        p = bufs.bmm("d_s", qg, kc.transpose(1, 2))  # (BH, G, Tk)
         if plan.kmasked:
             p.view(B, H, G, -1).add_(plan.kbias[:, None, None, k0:k1])
         p.sub_(lse[:, :, None]).exp_()
-        dv3[:, k0:k1].baddbmm_(p.transpose(1, 2), dog)
-        ds = torch.bmm(dog, vc.transpose(1, 2), out=ws2[:, :, : k1 - k0])
+        dv3[:, k0:k1] += bufs.bmm("d_o", p.transpose(1, 2), dog)
+        ds = bufs.bmm("d_ds", dog, vc.transpose(1, 2))
         ds.sub_(delta).mul_(p)
-        dk3[:, k0:k1].baddbmm_(ds.transpose(1, 2), qg)
-        dqg.baddbmm_(ds, kc)
+        dk3[:, k0:k1] += bufs.bmm("d_o", ds.transpose(1, 2), qg)
+        dqg += bufs.bmm("d_q", ds, kc)
     dq[:, :, plan.gidx] = (dqg * plan.scale).view(B, H, G, D)
 
 
