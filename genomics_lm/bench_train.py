@@ -173,6 +173,7 @@ def run(args: dict, methods=METHODS, log=sys.stderr) -> list[dict]:
             res["times"] = []
     for _ in range(args["steps"]):
         for method, (proc, inbox, out) in list(workers.items()):
+            time.sleep(args["pause"])  # let the previous process's OpenMP threads stop spinning
             inbox.put("step")
             try:
                 msg = out.get(timeout=args["timeout"])
@@ -243,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-logits", action="store_true", help="ours projects every position to the vocabulary")
     p.add_argument("--steps", type=int, default=5, help="timed rounds (median reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    p.add_argument("--pause", type=float, default=0.5, help="seconds of rest before each timed step")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--timeout", type=float, default=900, help="seconds allowed per method")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")

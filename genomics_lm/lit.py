@@ -483,6 +483,11 @@ def _build_cli_class():
     class PretrainCLI(LightningCLI):
         """LightningCLI with linked tokenizer settings, a fixed run-folder layout and ``--resume``."""
 
+        @staticmethod
+        def subcommands() -> dict[str, set[str]]:
+            base = LightningCLI.subcommands()
+            return {name: base[name] for name in SUBCOMMANDS}
+
         def add_arguments_to_parser(self, parser) -> None:
             # the store must match the model's tokenizer: one source of truth, checked when the store opens
             parser.link_arguments("model.arch.k", "data.k")
@@ -600,7 +605,11 @@ def main(argv: list[str]) -> int:
             subclass_mode_data=False,
             args=argv,
             save_config_kwargs={"overwrite": True},
-            parser_kwargs={"prog": "genomics-lm pretrain", "default_env": False},
+            parser_kwargs={"prog": "genomics-lm pretrain", "default_env": False, "description": (
+                "Masked-LM pretraining of a BigBird / Longformer / dense encoder on the token stores of "
+                "'genomics-lm tokenize'. fit trains (--resume continues a run), validate evaluates a checkpoint. "
+                "Start from configs/pretrain/tiny.yaml (CPU) or base.yaml (GPUs); any option can be overridden, "
+                "e.g. --model.arch.attention longformer --trainer.max_steps 1000.")},
             auto_configure_optimizers=False,
             seed_everything_default=0,
             run=True,
