@@ -1,7 +1,9 @@
 """``genomics-lm bench attention``: one attention layer, time and peak memory per method/backend/length/pass.
 
 The layer: hidden 256, 8 heads x 32, fp32, batch 1: a fused q/k/v projection followed by the attention (no
-output projection, like Hugging Face's attention modules). Methods, all in the same run:
+output projection, like Hugging Face's attention modules). With ``--core`` only the attention is timed: q, k, v
+(1, 8, T, 32) are the inputs (HF BigBird through its ``bigbird_block_sparse_attention``; HF Longformer has no
+attention-only entry point and is skipped). Methods, all in the same run:
 
 * ``dense/sdpa``        ``attend(dense())``: torch ``scaled_dot_product_attention`` (the baseline);
 * ``bigbird/<backend>`` ``bigbird(64, window_blocks=3, global_blocks=2, random_blocks=3)``;
@@ -28,8 +30,10 @@ the most resident memory the timed runs needed on top of inputs, weights and com
 kernel counts it (everything malloc'ed and touched, including allocator slack: glibc keeps freed medium-sized
 blocks, so repeated runs can add fragmentation). A second figure, ``tensor_peak_mb``, is allocator-independent:
 one more run under ``torch.profiler`` with ``profile_memory=True``, summing its allocation/free events in time
-order (the peak of live tensor bytes, what ``torch.cuda.max_memory_allocated`` reports on a GPU); it is skipped
-(``-``) for cases whose warm-up took more than a quarter of ``--max-seconds``. Where ``clear_refs`` is not
+order (the peak of live tensor bytes, what ``torch.cuda.max_memory_allocated`` reports on a GPU). The profiler
+only sees allocations of its own thread, so this run uses one intra-op thread (the ``blocked`` backend then
+runs serially; with several threads each of its worker threads adds its own scratch buffers, about 7 MB at
+16k tokens). It is skipped (``-``) for cases whose warm-up took more than a quarter of ``--max-seconds``. Where ``clear_refs`` is not
 writable, the peak is the growth of ``ru_maxrss`` over the case's warm-up run (an approximation: it includes
 compilation and misses memory the process had already touched; ``mem_method`` in the JSON says which). On
 CUDA the peak is the growth of ``torch.cuda.max_memory_allocated``.
@@ -84,9 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated method/backend pairs to run")
     p.add_argument("--passes", default=",".join(PASSES), help="fwd, fwd+bwd or both")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    p.add_argument("--max-seconds", type=float, default=30.0,
+    p.add_argument("--max-seconds", type=float, default=20.0,
                    help="time budget per case: fewer repeats for slow cases, skip when one run is estimated longer")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--core", action="store_true",
+                   help="time the attention alone: q, k, v (1, 8, T, 32) are the inputs, no projections "
+                        "(HF BigBird through its bigbird_block_sparse_attention; HF Longformer has no such entry)")
     p.add_argument("--no-tensor-memory", action="store_true",
                    help="skip the extra profiled run that measures the peak of live tensor bytes")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -146,6 +153,41 @@ def _make_layer(method: str, backend: str, T: int, device: str):
         return y.transpose(1, 2).reshape(B, T_, HIDDEN)
 
     return fn, mod
+
+
+def _make_core(method: str, backend: str, T: int, device: str):
+    """(callable (q, k, v) -> (1, H, T, D), module or None): the attention alone, q/k/v (1, 8, T, 32) given."""
+    import torch
+
+    from genomics_lm.attention import attend, bigbird, dense, longformer
+
+    if method == "hf-longformer":
+        raise _Skip("LongformerSelfAttention computes its global projections inside: no attention-only entry point")
+    if method == "hf-bigbird":
+        from transformers import BigBirdConfig
+        from transformers.models.big_bird.modeling_big_bird import BigBirdBlockSparseAttention, BigBirdModel
+
+        cfg = BigBirdConfig(hidden_size=HIDDEN, num_attention_heads=HEADS, block_size=64, num_random_blocks=3,
+                            attention_type="block_sparse", max_position_embeddings=max(4096, T))
+        mod = BigBirdBlockSparseAttention(cfg, seed=0).to(device).train()
+        mask = torch.ones(1, T, device=device)
+        blocked, band, from_mask, to_mask = BigBirdModel.create_masks_for_block_sparse_attn(mask, 64)
+
+        def fn(q, k, v):
+            ctx, _ = mod.bigbird_block_sparse_attention(
+                q, k, v, band, from_mask, to_mask, blocked, blocked, HEADS, 3, HIDDEN // HEADS, 64, 64, 1, T, T,
+                seed=0, plan_from_length=None, plan_num_rand_blocks=None, output_attentions=False)
+            return ctx.transpose(1, 2)  # (1, T, H, D) -> (1, H, T, D)
+
+        return fn, None
+    pattern = {"dense": dense(), "bigbird": bigbird(64, 3, 2, 3, seed=0),
+               "longformer": longformer(512, global_tokens=(0,))}[method]
+    be = "blocked" if backend == "sdpa" else backend
+    return (lambda q, k, v: attend(q, k, v, pattern, backend=be)), None
+
+
+class _Skip(Exception):
+    """A case that cannot run, with the reason."""
 
 
 # ----------------------------------------------------------------------------------------------- memory
@@ -213,7 +255,8 @@ def _run_worker(spec: dict) -> int:
                 f = (T / T0) ** _scaling(method)
                 est_t, est_m = t0 * f, m0 * (T / T0) ** _scaling(method)
                 if est_t > spec["max_seconds"]:
-                    _emit({**rec, "skipped": f"estimated {est_t:.1f} s per run > --max-seconds {spec['max_seconds']:g}"})
+                    why = f"estimated {est_t:.1f} s per run > --max-seconds {spec['max_seconds']:g}"
+                    _emit({**rec, "skipped": why})
                     continue
                 avail = _mem_available_mb()
                 if est_m > 0.8 * avail:
@@ -221,6 +264,9 @@ def _run_worker(spec: dict) -> int:
                     continue
             try:
                 rec.update(_measure(method, backend, T, pas, spec, torch, cuda))
+            except _Skip as exc:
+                _emit({**rec, "skipped": str(exc)})
+                continue
             except Exception as exc:  # noqa: BLE001 - a failed case is reported, not fatal
                 _emit({**rec, "skipped": f"failed: {type(exc).__name__}: {exc}"[:300]})
                 continue
@@ -235,22 +281,31 @@ def _emit(rec: dict) -> None:
 
 def _measure(method, backend, T, pas, spec, torch, cuda) -> dict:
     device = spec["device"]
-    fn, mod = _make_layer(method, backend, T, device)
     g = torch.Generator(device="cpu").manual_seed(T)
-    x = torch.randn(1, T, HIDDEN, generator=g).to(device)
-    gy = torch.randn(1, T, HIDDEN, generator=g).to(device)
+    if spec.get("core"):
+        fn, mod = _make_core(method, backend, T, device)
+        shape = (1, HEADS, T, HIDDEN // HEADS)
+        xs = [torch.randn(*shape, generator=g).to(device) for _ in range(3)]
+    else:
+        fn, mod = _make_layer(method, backend, T, device)
+        shape = (1, T, HIDDEN)
+        xs = [torch.randn(*shape, generator=g).to(device)]
+    gy = torch.randn(*shape, generator=g).to(device)
     bwd = pas == "fwd+bwd"
     if bwd:
-        x.requires_grad_(True)
+        for x in xs:
+            x.requires_grad_(True)
 
     def once():
         if bwd:
-            x.grad = None
-            mod.zero_grad(set_to_none=True)
-            fn(x).backward(gy)
+            for x in xs:
+                x.grad = None
+            if mod is not None:
+                mod.zero_grad(set_to_none=True)
+            fn(*xs).backward(gy)
         else:
             with torch.no_grad():
-                fn(x)
+                fn(*xs)
         if cuda:
             torch.cuda.synchronize()
 
@@ -291,6 +346,8 @@ def _measure(method, backend, T, pas, spec, torch, cuda) -> dict:
 
 def _tensor_peak(once, torch) -> float | None:
     """Peak of live torch tensor bytes during one run, from the profiler's allocation events (MB)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the profiler records the allocations of its own thread only: no worker threads
     try:
         from torch.profiler import ProfilerActivity, profile
 
@@ -304,6 +361,8 @@ def _tensor_peak(once, torch) -> float | None:
         return peak / 2**20
     except Exception:  # noqa: BLE001 - a private profiler API; the RSS peak stays the primary figure
         return None
+    finally:
+        torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------------------------- parent
@@ -312,7 +371,7 @@ def _tensor_peak(once, torch) -> float | None:
 def _run_method(method: str, backend: str, args, lengths: list[int], passes: list[str]) -> list[dict]:
     spec = {"method": method, "backend": backend, "lengths": lengths, "passes": passes, "repeats": args.repeats,
             "threads": args.threads, "max_seconds": args.max_seconds, "device": args.device,
-            "tensor_memory": not args.no_tensor_memory}
+            "tensor_memory": not args.no_tensor_memory, "core": args.core}
     cmd = [sys.executable, "-m", "genomics_lm.bench_attention", "--worker", json.dumps(spec)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     records = []
@@ -397,16 +456,26 @@ def plot(records: list[dict], path: Path) -> None:
     panels = [("fwd", "time_s", "forward time (s)"), ("fwd+bwd", "time_s", "forward+backward time (s)"),
               ("fwd+bwd", "peak_mem_mb", "forward+backward peak memory (MB)")]
     for ax, (pas, key, title) in zip(axes, panels):
-        for m, b in METHODS:
+        drawn = False
+        for i, (m, b) in enumerate(METHODS):  # one fixed colour per method in every panel
             pts = sorted((T, r[key]) for (mm, bb, T, pp), r in idx.items() if (mm, bb, pp) == (m, b, pas))
             if pts:
-                ax.plot([p[0] for p in pts], [max(p[1], 1e-6) for p in pts], marker="o", label=f"{m}/{b}")
+                ax.plot([p[0] for p in pts], [max(p[1], 1e-6) for p in pts], marker="o", color=f"C{i}",
+                        label=f"{m}/{b}")
+                drawn = True
+        if not drawn:
+            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+            ax.set_title(title)
+            continue
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("sequence length (tokens)")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+            break
     fig.suptitle("one attention layer: hidden 256, 8 heads x 32, fp32, batch 1")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -445,8 +514,8 @@ def main(argv: list[str] | None = None) -> int:
         have_hf = False
     load = os.getloadavg()
     ncpu = os.cpu_count() or 1
-    print(f"bench attention: lengths {lengths}, passes {passes}, {args.threads} threads, repeats {args.repeats}, "
-          f"load average {load[0]:.2f} on {ncpu} CPUs")
+    print(f"bench attention ({'attention core' if args.core else 'layer'}): lengths {lengths}, passes {passes}, "
+          f"{args.threads} threads, repeats {args.repeats}, load average {load[0]:.2f} on {ncpu} CPUs")
     if load[0] > 0.5 * ncpu:
         print(f"warning: the machine is busy (load {load[0]:.2f}); timings will be inflated", file=sys.stderr)
     records: list[dict] = []
@@ -464,6 +533,7 @@ def main(argv: list[str] | None = None) -> int:
 
     meta = {
         "layer": {"hidden": HIDDEN, "heads": HEADS, "head_dim": HIDDEN // HEADS, "dtype": "float32", "batch": 1},
+        "mode": "attention core (q, k, v given)" if args.core else "layer (q/k/v projections + attention)",
         "bigbird": {"block_size": 64, "window_blocks": 3, "global_blocks": 2, "random_blocks": 3},
         "longformer": {"window": 512, "global_tokens": [0]},
         "threads": args.threads, "repeats": args.repeats, "max_seconds": args.max_seconds, "device": args.device,

@@ -71,8 +71,11 @@ def _hf_bigbird_forward(attn, x, mask, plan=None):
     from transformers.models.big_bird.modeling_big_bird import BigBirdModel
 
     if plan is not None:  # feed HF our random plan (rows 1 .. nb-2, as HF indexes them)
-        attn._bigbird_block_rand_mask_with_head = lambda *a, **k: [plan[h, 1:-1].astype(np.int32) for h in range(len(plan))]
-    blocked, band, from_mask, to_mask = BigBirdModel.create_masks_for_block_sparse_attn(mask.float(), attn.block_size)
+        rows = [plan[h, 1:-1].astype(np.int32) for h in range(len(plan))]
+        attn._bigbird_block_rand_mask_with_head = lambda *a, **k: rows
+    blocked, band, from_mask, to_mask = BigBirdModel.create_masks_for_block_sparse_attn(
+        mask.float(), attn.block_size
+    )
     out, _ = attn(x, band_mask=band, from_mask=from_mask, to_mask=to_mask,
                   from_blocked_mask=blocked, to_blocked_mask=blocked)
     return out

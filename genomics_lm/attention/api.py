@@ -6,10 +6,13 @@ Backends
 ``blocked``    pure-PyTorch block-sparse kernel (:mod:`~genomics_lm.attention.blocked`), CPU and GPU, autograd.
 ``flex``       torch FlexAttention with a BlockMask built from block indices (:mod:`~genomics_lm.attention.flex`).
                No backward on CPU (torch 2.13): a CPU call that needs gradients raises.
-``auto``       ``flex`` on CUDA; ``blocked`` on CPU, for training (flex has no CPU backward) and for inference
-               too: measured on the 2-core CPU (torch 2.13, one layer, 8 heads x 32, fp32, one thread), the
-               blocked forward beats compiled flex: BigBird 16k 0.33 s vs 0.59 s, Longformer(512) 16k 0.30 s vs
-               1.02 s, BigBird 4k 0.08 s vs 0.10 s (``genomics-lm bench attention`` measures both).
+``auto``       ``flex`` on CUDA; ``blocked`` on CPU, for training (flex has no CPU backward) and for inference.
+               Measured on the 2-core CPU (torch 2.13, one layer, 8 heads x 32, fp32, ``genomics-lm bench
+               attention``): for Longformer(512) blocked is about 2x faster than compiled flex from 4k tokens
+               on (16k: 0.30 s vs 0.66 s); for BigBird they are within about 5-20% of each other with two
+               threads (16k: blocked 0.40 s, flex 0.39 s; 4k: 0.100 s vs 0.107 s) and blocked is faster with
+               one thread (16k: 0.33 s vs 0.59 s). Flex also compiles for several seconds per new shape, so
+               ``auto`` keeps ``blocked`` on CPU; ask for ``backend="flex"`` explicitly for CPU inference.
 
 The ``dense`` pattern is computed by ``scaled_dot_product_attention`` with the key padding mask on every
 backend except ``reference`` (it *is* one dense block).
@@ -73,7 +76,9 @@ def attend(
     """
     _check(q, k, v, key_padding_mask)
     if not isinstance(pattern, AttentionPattern):
-        raise ValueError(f"pattern must be an AttentionPattern (bigbird/longformer/dense), got {type(pattern).__name__}")
+        raise ValueError(
+            f"pattern must be an AttentionPattern (bigbird/longformer/dense), got {type(pattern).__name__}"
+        )
     needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
     name = resolve_backend(backend, q, needs_grad)
     if key_padding_mask is not None and bool(key_padding_mask.all()):

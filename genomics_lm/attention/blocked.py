@@ -25,14 +25,19 @@ Work is organised in *units* of blocks:
   costs nothing.
 
 Global query rows (BigBird's global blocks, Longformer's global tokens) attend to every key: they are computed
-inside the same Function with an online softmax over key chunks, batched over (batch, head), and overwrite
-their rows.
+inside the same Function with an online softmax over key chunks, per (batch, head), and overwrite their rows.
+
+On a CPU with several intra-op threads the independent units run on Python threads with one intra-op thread
+each (see ``_HEAD_THREADS``).
 
 Masking uses a large finite negative bias (never -inf), so a row whose keys are all masked stays finite; such
 rows only occur at padded query positions, whose outputs are set to zero (and pass no gradient).
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +46,7 @@ from genomics_lm.attention.layout import BlockLayout
 
 # target number of score elements per chunk (C * b * keys): 2**19 fp32 = 2 MiB
 _CHUNK_ELEMENTS = 1 << 19
-# score elements per key chunk of the dense (global) rows, over all (batch, head): 2**19 fp32 = 2 MiB
+# score elements per key chunk of the dense (global) rows of one (batch, head): 2**19 fp32 = 2 MiB
 _DENSE_ELEMENTS = 1 << 19
 
 
@@ -63,8 +68,10 @@ class _Buffers:
     the intra-op threads compete with other processes for the cores.
     """
 
-    def __init__(self, like: torch.Tensor):
+    def __init__(self, like: torch.Tensor, sizes: dict[str, int] | None = None):
         self.like, self.store = like, {}
+        for name, n in (sizes or {}).items():  # allocated by the creating thread (one malloc arena)
+            self.store[name] = like.new_empty(n)
 
     def get(self, name: str, *shape: int) -> torch.Tensor:
         n = 1
@@ -88,10 +95,11 @@ class _Unit:
     Flat block ``j`` (global index over B * H * nb) is local row block ``j - base`` of these views.
     """
 
-    __slots__ = ("q", "k", "v", "out", "dout", "dq", "dk", "dv", "base", "chunks", "local_rand")
+    __slots__ = ("q", "k", "v", "out", "dout", "dq", "dk", "dv", "base", "chunks", "local_rand", "keys")
 
-    def __init__(self, base, chunks, local_rand, **views):
-        self.base, self.chunks, self.local_rand = base, chunks, local_rand
+    def __init__(self, base, chunks, local_rand, keys, **views):
+        # keys: (lo, hi) local key blocks of the unit's own heads, the only ones it writes gradients to
+        self.base, self.chunks, self.local_rand, self.keys = base, chunks, local_rand, keys
         for name in self.__slots__[:8]:
             setattr(self, name, views.get(name))
 
@@ -185,16 +193,30 @@ class _Plan:
     def units(self, **tensors):
         """Yield :class:`_Unit` s over (B, H, Tp, D) tensors (flat mode: contiguous tensors required)."""
         nb = self.nb
-        if self.flat:
+        if self.flat:  # one unit per chunk of whole heads (units never write outside their own heads)
             views = {n: (x.reshape(-1, self.D) if x is not None else None) for n, x in tensors.items()}
-            yield _Unit(0, [(j0, j1, hc, j0 // nb) for j0, j1, hc in self.head_chunks], False, **views)
+            for j0, j1, hc in self.head_chunks:
+                yield _Unit(0, [(j0, j1, hc, j0 // nb)], False, (j0, j1), **views)
             return
         for bh in range(self.BH):
             bi, h = divmod(bh, self.H)
             views = {n: (x[bi, h] if x is not None else None) for n, x in tensors.items()}  # (Tp, D)
-            yield _Unit(bh * nb, [(bh * nb + c0, bh * nb + c1, 0, bh) for c0, c1 in self.block_chunks], True, **views)
+            yield _Unit(bh * nb, [(bh * nb + c0, bh * nb + c1, 0, bh) for c0, c1 in self.block_chunks], True,
+                        (0, nb), **views)
 
     # -- buffers ----------------------------------------------------------------------------------
+    def buffer_sizes(self, dense: bool = False) -> dict[str, int]:
+        """Elements of the scratch buffers one worker needs for the sparse rows, or for the dense rows."""
+        C, b, D, G, K = self.max_chunk, self.b, self.D, self.G, self.K
+        r = 0 if self.rand is None else self.rand.shape[1]
+        Tk = min(self.Tp, max(1, _DENSE_ELEMENTS // max(G, 1)))
+        if dense:
+            return {"d_s": G * Tk, "d_ds": G * Tk, "d_o": max(Tk, G) * D, "d_q": G * D} if G else {}
+        sizes = {"s": C * b * K, "ds": C * b * K, "t_g": C * b * G, "t_w": C * b * self.wlen,
+                 "t_r": C * b * self.R, "r": C * r * b * D, "t_win": C * self.wlen * D, "q": C * b * D,
+                 "o": C * b * D, "o2": C * b * D, "t_q": C * b * D, "t_d": C * r * b * D}
+        return {k: v for k, v in sizes.items() if v}
+
     def new_output(self, q: torch.Tensor) -> torch.Tensor:
         """(B, H, Tp, D) output: flat mode contiguous; otherwise a view of (B, Tp, H, D) memory."""
         B, H, Tp, D = q.shape
@@ -298,29 +320,23 @@ class BlockSparseAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, plan: _Plan):  # noqa: D401
-        b, G, wlen, sc, D = plan.b, plan.G, plan.wlen, plan.scale, plan.D
-        out = plan.new_output(q)
-        kgt = vg = None
-        if G:
-            kg = k[:, :, plan.gidx].reshape(plan.BH, G, D)  # (BH, G, D) gathered copies
-            vg = v[:, :, plan.gidx].reshape(plan.BH, G, D)
-            kgt = kg.transpose(1, 2)
-        bufs = _Buffers(q)
-        for u in plan.units(q=q, k=k, v=v, out=out):
-            for j0, j1, hc, bh in u.chunks:
-                C, l0, l1 = j1 - j0, j0 - u.base, j1 - u.base
-                qc = torch.mul(u.q[l0 * b:l1 * b], sc, out=bufs.get("q", C * b, D)).view(C, b, D)
-                p = plan.probs(u, qc, kgt, j0, j1, hc, bh, bufs)  # (C, b, K)
-                o = bufs.bmm("o", p[:, :, G:G + wlen], plan.window(u.v, l0, l1))  # (C, b, D)
-                if G:
-                    o += plan.mm_global(bufs, "o2", p[:, :, :G], vg, hc, bh)
-                if plan.rand is not None:
-                    vr = plan.random(u.v, plan.rand_index(u, j0, j1), bufs.get("r", C * plan.rand.shape[1], b, D))
-                    o += bufs.bmm("o2", p[:, :, G + wlen:], vr)
-                u.out[l0 * b:l1 * b] = o.view(C * b, D)
-        lse = _dense_rows_forward(q, k, v, out, plan, bufs) if G else None
-        if plan.qvalid is not None:
-            out.mul_(plan.qvalid[:, None, :, None])
+        G, D = plan.G, plan.D
+        with _intra_op_threads(q) as workers:
+            out = plan.new_output(q)
+            kgt = vg = None
+            if G:
+                kg = k[:, :, plan.gidx].reshape(plan.BH, G, D)  # (BH, G, D) gathered copies
+                vg = v[:, :, plan.gidx].reshape(plan.BH, G, D)
+                kgt = kg.transpose(1, 2)
+            units = list(plan.units(q=q, k=k, v=v, out=out))
+            _run(workers, units, lambda u, bufs: _forward_unit(plan, u, kgt, vg, bufs), q, plan.buffer_sizes())
+            lse = None
+            if G:  # after the sparse rows: dense rows overwrite the global-token rows
+                lse = q.new_empty(plan.BH, G)
+                _run(workers, range(plan.BH), lambda bh, bufs: _dense_rows_forward(q, k, v, out, lse, plan, bh, bufs), q,
+                     plan.buffer_sizes(dense=True))
+            if plan.qvalid is not None:
+                out.mul_(plan.qvalid[:, None, :, None])
         ctx.plan = plan
         ctx.save_for_backward(q, k, v, out, lse)
         return out
@@ -329,60 +345,139 @@ class BlockSparseAttention(torch.autograd.Function):
     def backward(ctx, dout):
         q, k, v, out, lse = ctx.saved_tensors
         plan: _Plan = ctx.plan
-        b, G, wlen, sc, D, hb = plan.b, plan.G, plan.wlen, plan.scale, plan.D, plan.hb
-        if plan.flat or dout.stride(-1) != 1:
-            dout = dout.contiguous()
-        dq = plan.new_dq(q)
-        dk = torch.zeros(k.shape, dtype=k.dtype, device=k.device)
-        dv = torch.zeros(v.shape, dtype=v.dtype, device=v.device)
-        kg = kgt = vg = vgt = dkg = dvg = None
-        if G:
-            kg = k[:, :, plan.gidx].reshape(plan.BH, G, D)
-            vg = v[:, :, plan.gidx].reshape(plan.BH, G, D)
-            kgt, vgt = kg.transpose(1, 2), vg.transpose(1, 2)
-            dkg, dvg = torch.zeros_like(kg), torch.zeros_like(vg)
-        bufs = _Buffers(q)
-        for u in plan.units(q=q, k=k, v=v, out=out, dout=dout, dq=dq, dk=dk, dv=dv):
-            dkb, dvb = u.dk.unflatten(0, (-1, b)), u.dv.unflatten(0, (-1, b))  # (n, b, D)
-            n = dkb.shape[0]
-            for j0, j1, hc, bh in u.chunks:
-                C, l0, l1 = j1 - j0, j0 - u.base, j1 - u.base
-                qc = torch.mul(u.q[l0 * b:l1 * b], sc, out=bufs.get("q", C * b, D)).view(C, b, D)
-                do = plan.dout_chunk(u, j0, j1)  # (C, b, D)
-                delta = (do * u.out[l0 * b:l1 * b].unflatten(0, (C, b))).sum(-1, keepdim=True)  # (C, b, 1)
-                p = plan.probs(u, qc, kgt, j0, j1, hc, bh, bufs)  # (C, b, K)
-                ridx = plan.rand_index(u, j0, j1) if plan.rand is not None else None
-                rbuf = bufs.get("r", C * plan.rand.shape[1], b, D) if ridx is not None else None
-                # dV = P^T dO
-                if G:
-                    _acc_global(bufs, dvg, p[:, :, :G], do, hc, bh)
-                _window_accumulate(bufs, dvb, p[:, :, G:G + wlen], do, l0, l1, hb, n, b)
-                if ridx is not None:
-                    dvb.index_add_(0, ridx.reshape(-1), bufs.bmm("t_d", p[:, :, G + wlen:].transpose(1, 2), do).view(-1, b, D))
-                # dP = dO V^T, then dS = P * (dP - delta), in the buffer "ds"
-                ds = bufs.get("ds", C, b, plan.K)
-                if G:
-                    ds[:, :, :G] = plan.mm_global(bufs, "t_g", do, vgt, hc, bh)
-                ds[:, :, G:G + wlen] = bufs.bmm("t_w", do, plan.window(u.v, l0, l1).transpose(1, 2))
-                if ridx is not None:
-                    ds[:, :, G + wlen:] = bufs.bmm("t_r", do, plan.random(u.v, ridx, rbuf).transpose(1, 2))
-                ds.sub_(delta).mul_(p)
-                del p
-                # dQ = dS K (then scaled), dK = dS^T (q * scale)
-                dqc = bufs.bmm("t_q", ds[:, :, G:G + wlen], plan.window(u.k, l0, l1))  # (C, b, D)
-                if G:
-                    dqc += plan.mm_global(bufs, "o2", ds[:, :, :G], kg, hc, bh)
-                    _acc_global(bufs, dkg, ds[:, :, :G], qc, hc, bh)
-                if ridx is not None:
-                    dqc += bufs.bmm("o2", ds[:, :, G + wlen:], plan.random(u.k, ridx, rbuf))
-                    dkb.index_add_(0, ridx.reshape(-1), bufs.bmm("t_d", ds[:, :, G + wlen:].transpose(1, 2), qc).view(-1, b, D))
-                torch.mul(dqc, sc, out=u.dq[l0 * b:l1 * b].view(C, b, D))
-                _window_accumulate(bufs, dkb, ds[:, :, G:G + wlen], qc, l0, l1, hb, n, b)
-        if G:
-            _dense_rows_backward(q, k, v, out, dout, lse, dq, dk, dv, plan, bufs)
-            dk.view(plan.BH, plan.Tp, D).index_add_(1, plan.gidx, dkg)
-            dv.view(plan.BH, plan.Tp, D).index_add_(1, plan.gidx, dvg)
+        G, D = plan.G, plan.D
+        with _intra_op_threads(q) as workers:
+            if plan.flat or dout.stride(-1) != 1:
+                dout = dout.contiguous()
+            dq = plan.new_dq(q)
+            dk = torch.zeros(k.shape, dtype=k.dtype, device=k.device)
+            dv = torch.zeros(v.shape, dtype=v.dtype, device=v.device)
+            g = {}
+            if G:
+                kg = k[:, :, plan.gidx].reshape(plan.BH, G, D)
+                vg = v[:, :, plan.gidx].reshape(plan.BH, G, D)
+                g = {"kg": kg, "kgt": kg.transpose(1, 2), "vgt": vg.transpose(1, 2),
+                     "dkg": torch.zeros_like(kg), "dvg": torch.zeros_like(vg)}
+            units = list(plan.units(q=q, k=k, v=v, out=out, dout=dout, dq=dq, dk=dk, dv=dv))
+            _run(workers, units, lambda u, bufs: _backward_unit(plan, u, g, bufs), q, plan.buffer_sizes())
+            if G:  # after the sparse rows (they share dk / dv rows and the global rows of dq)
+                _run(workers, range(plan.BH),
+                     lambda bh, bufs: _dense_rows_backward(q, k, v, out, dout, lse, dq, dk, dv, plan, bh, bufs), q,
+                     plan.buffer_sizes(dense=True))
+                dk.view(plan.BH, plan.Tp, D).index_add_(1, plan.gidx, g["dkg"])
+                dv.view(plan.BH, plan.Tp, D).index_add_(1, plan.gidx, g["dvg"])
         return dq, dk, dv, None
+
+
+# CPU threading. The kernel is made of many small ops (e.g. 16 x (64 x 32) @ (32 x 192) matmuls); splitting
+# each of them across intra-op threads scales poorly on a 2-core CPU and collapses when another process
+# competes for the cores (every op waits for a descheduled OpenMP thread; measured up to 50x slower).
+# Instead, the independent units of work (per (batch, head), or per chunk of whole heads; each writes only
+# its own rows) run on ``torch.get_num_threads()`` Python threads with ONE intra-op thread each, and the
+# intra-op thread count is restored afterwards. (Another thread of the process running torch ops at the same
+# moment would see one intra-op thread meanwhile.) Set ``_HEAD_THREADS = False`` to use intra-op threads.
+_HEAD_THREADS = True
+_POOL: ThreadPoolExecutor | None = None
+
+
+@contextmanager
+def _intra_op_threads(like: torch.Tensor):
+    """Yield the number of worker threads to use; on CPU with several threads, intra-op threads are 1 inside."""
+    n = torch.get_num_threads()
+    if not (_HEAD_THREADS and like.is_cpu and n > 1):
+        yield 1
+        return
+    torch.set_num_threads(1)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(n)
+
+
+def _run(workers: int, items, work, like: torch.Tensor, sizes: dict[str, int] | None = None) -> None:
+    """work(item, buffers) for every item, on ``workers`` Python threads (round-robin) or serially.
+
+    Scratch buffers are allocated here, in the calling thread, so that worker threads do not grow their own
+    malloc arenas (which inflates the resident memory).
+    """
+    items = list(items)
+    if workers <= 1 or len(items) < 2:
+        bufs = _Buffers(like, sizes)
+        for it in items:
+            work(it, bufs)
+        return
+    global _POOL
+    workers = min(workers, len(items))
+    if _POOL is None or _POOL._max_workers < workers:
+        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genomics_lm-attention")
+    grad = torch.is_grad_enabled()
+    inference = torch.is_inference_mode_enabled()
+
+    def run(group, bufs):
+        # grad mode and inference mode are thread-local: the workers take the caller's (buffers made under
+        # inference mode are inference tensors and may only be written inside it)
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            for it in group:
+                work(it, bufs)
+
+    buffers = [_Buffers(like, sizes) for _ in range(workers)]  # owned (and freed) by this thread
+    futures = [_POOL.submit(run, items[i::workers], buffers[i]) for i in range(workers)]
+    for f in futures:
+        f.result()
+    del futures, buffers
+
+
+def _forward_unit(plan: _Plan, u: _Unit, kgt, vg, bufs: _Buffers) -> None:
+    b, G, wlen, sc, D = plan.b, plan.G, plan.wlen, plan.scale, plan.D
+    for j0, j1, hc, bh in u.chunks:
+        C, l0, l1 = j1 - j0, j0 - u.base, j1 - u.base
+        qc = torch.mul(u.q[l0 * b:l1 * b], sc, out=bufs.get("q", C * b, D)).view(C, b, D)
+        p = plan.probs(u, qc, kgt, j0, j1, hc, bh, bufs)  # (C, b, K)
+        o = bufs.bmm("o", p[:, :, G:G + wlen], plan.window(u.v, l0, l1))  # (C, b, D)
+        if G:
+            o += plan.mm_global(bufs, "o2", p[:, :, :G], vg, hc, bh)
+        if plan.rand is not None:
+            vr = plan.random(u.v, plan.rand_index(u, j0, j1), bufs.get("r", C * plan.rand.shape[1], b, D))
+            o += bufs.bmm("o2", p[:, :, G + wlen:], vr)
+        u.out[l0 * b:l1 * b] = o.view(C * b, D)
+
+
+def _backward_unit(plan: _Plan, u: _Unit, g: dict, bufs: _Buffers) -> None:
+    b, G, wlen, sc, D, hb = plan.b, plan.G, plan.wlen, plan.scale, plan.D, plan.hb
+    dkb, dvb = u.dk.unflatten(0, (-1, b)), u.dv.unflatten(0, (-1, b))  # (n, b, D)
+    for j0, j1, hc, bh in u.chunks:
+        C, l0, l1 = j1 - j0, j0 - u.base, j1 - u.base
+        qc = torch.mul(u.q[l0 * b:l1 * b], sc, out=bufs.get("q", C * b, D)).view(C, b, D)
+        do = plan.dout_chunk(u, j0, j1)  # (C, b, D)
+        delta = (do * u.out[l0 * b:l1 * b].unflatten(0, (C, b))).sum(-1, keepdim=True)  # (C, b, 1)
+        p = plan.probs(u, qc, g.get("kgt"), j0, j1, hc, bh, bufs)  # (C, b, K)
+        ridx = plan.rand_index(u, j0, j1) if plan.rand is not None else None
+        rbuf = bufs.get("r", C * plan.rand.shape[1], b, D) if ridx is not None else None
+        # dV = P^T dO
+        if G:
+            _acc_global(bufs, g["dvg"], p[:, :, :G], do, hc, bh)
+        _window_accumulate(bufs, dvb, p[:, :, G:G + wlen], do, l0, l1, hb, u.keys, b)
+        if ridx is not None:
+            dvb.index_add_(0, ridx.reshape(-1), bufs.bmm("t_d", p[:, :, G + wlen:].transpose(1, 2), do).view(-1, b, D))
+        # dP = dO V^T, then dS = P * (dP - delta), in the buffer "ds"
+        ds = bufs.get("ds", C, b, plan.K)
+        if G:
+            ds[:, :, :G] = plan.mm_global(bufs, "t_g", do, g["vgt"], hc, bh)
+        ds[:, :, G:G + wlen] = bufs.bmm("t_w", do, plan.window(u.v, l0, l1).transpose(1, 2))
+        if ridx is not None:
+            ds[:, :, G + wlen:] = bufs.bmm("t_r", do, plan.random(u.v, ridx, rbuf).transpose(1, 2))
+        ds.sub_(delta).mul_(p)
+        del p
+        # dQ = dS K (then scaled), dK = dS^T (q * scale)
+        dqc = bufs.bmm("t_q", ds[:, :, G:G + wlen], plan.window(u.k, l0, l1))  # (C, b, D)
+        if G:
+            dqc += plan.mm_global(bufs, "o2", ds[:, :, :G], g["kg"], hc, bh)
+            _acc_global(bufs, g["dkg"], ds[:, :, :G], qc, hc, bh)
+        if ridx is not None:
+            dqc += bufs.bmm("o2", ds[:, :, G + wlen:], plan.random(u.k, ridx, rbuf))
+            dkb.index_add_(0, ridx.reshape(-1), bufs.bmm("t_d", ds[:, :, G + wlen:].transpose(1, 2), qc).view(-1, b, D))
+        torch.mul(dqc, sc, out=u.dq[l0 * b:l1 * b].view(C, b, D))
+        _window_accumulate(bufs, dkb, ds[:, :, G:G + wlen], qc, l0, l1, hb, u.keys, b)
 
 
 def _acc_global(bufs, dst, pg, x, hc, bh):
@@ -394,15 +489,17 @@ def _acc_global(bufs, dst, pg, x, hc, bh):
         dst[bh] += bufs.mm("t_gd", pg.reshape(-1, G).t(), x.reshape(-1, D))
 
 
-def _window_accumulate(bufs, dst_blocks, pw, x, l0, l1, hb, n, b):
-    """dst_blocks[j + s - hb] += pw[j][:, s*b:(s+1)*b]^T @ x[j] for local query blocks j in l0..l1, in range only.
+def _window_accumulate(bufs, dst_blocks, pw, x, l0, l1, hb, keys, b):
+    """dst_blocks[j + s - hb] += pw[j][:, s*b:(s+1)*b]^T @ x[j] for local query blocks j in l0..l1.
 
-    dst_blocks (n, b, D); pw (C, b, wlen); x (C, b, D). One batched matmul, then one add per window block.
-    Out-of-range and cross-head positions have zero probability, so dropping them at the array ends is exact.
+    dst_blocks (n, b, D); pw (C, b, wlen); x (C, b, D); only key blocks in ``keys = (lo, hi)`` (the unit's own
+    heads) are written. One batched matmul, then one add per window block. Out-of-range and cross-head
+    positions have zero probability, so dropping them is exact (and keeps parallel units disjoint).
     """
     d = bufs.bmm("t_win", pw.transpose(1, 2), x)  # (C, wlen, D)
+    k_lo, k_hi = keys
     for s in range(pw.shape[-1] // b):
-        lo, hi = max(l0, hb - s), min(l1, n + hb - s)  # key block j + s - hb in [0, n)
+        lo, hi = max(l0, k_lo + hb - s), min(l1, k_hi + hb - s)  # key block j + s - hb in [k_lo, k_hi)
         if lo < hi:
             dst_blocks[lo + s - hb:hi + s - hb] += d[lo - l0:hi - l0, s * b:(s + 1) * b]
 
@@ -413,58 +510,55 @@ def _key_chunks(Tp: int, rows: int):
         yield k0, min(k0 + step, Tp)
 
 
-def _bh(x: torch.Tensor, k0: int, k1: int) -> torch.Tensor:
-    """Rows k0..k1 of (B, H, Tp, D) as (B*H, k1-k0, D) (a view when the layout allows, else a copy)."""
-    return x[:, :, k0:k1].reshape(-1, k1 - k0, x.shape[-1])
+def _dense_rows_forward(q, k, v, out, lse, plan: _Plan, bh: int, bufs: _Buffers) -> None:
+    """Global query rows of (batch, head) ``bh`` see every key: online softmax over key chunks.
 
-
-def _dense_rows_forward(q, k, v, out, plan: _Plan, bufs: _Buffers) -> torch.Tensor:
-    """Global query rows see every key: online softmax over key chunks, batched over (batch, head).
-
-    Writes the rows into out (B, H, Tp, D) and returns their logsumexp (BH, G).
+    Writes the rows into out (B, H, Tp, D) and their logsumexp into lse[bh] (G,).
     """
-    BH, Tp, D, G, B, H = plan.BH, plan.Tp, plan.D, plan.G, plan.B, plan.H
-    qg = q[:, :, plan.gidx].reshape(BH, G, D) * plan.scale  # (BH, G, D)
-    o = q.new_zeros(BH, G, D)
-    m = q.new_full((BH, G, 1), _neg(q.dtype))
-    l = q.new_zeros(BH, G, 1)
-    for k0, k1 in _key_chunks(Tp, BH * G):
-        s = bufs.bmm("d_s", qg, _bh(k, k0, k1).transpose(1, 2))  # (BH, G, Tk)
+    bi, h = divmod(bh, plan.H)
+    Tp, D, G = plan.Tp, plan.D, plan.G
+    kh, vh = k[bi, h], v[bi, h]  # (Tp, D)
+    qg = q[bi, h][plan.gidx] * plan.scale  # (G, D)
+    o = q.new_zeros(G, D)
+    m = q.new_full((G, 1), _neg(q.dtype))
+    l = q.new_zeros(G, 1)
+    for k0, k1 in _key_chunks(Tp, G):
+        s = bufs.mm("d_s", qg, kh[k0:k1].t())  # (G, Tk)
         if plan.kmasked:
-            s.view(B, H, G, -1).add_(plan.kbias[:, None, None, k0:k1])
+            s += plan.kbias[bi, k0:k1]
         m_new = torch.maximum(m, s.amax(-1, keepdim=True))
         alpha = torch.exp(m - m_new)
         s.sub_(m_new).exp_()  # probabilities up to the running normaliser
         l = l * alpha + s.sum(-1, keepdim=True)
-        o = o * alpha + bufs.bmm("d_o", s, _bh(v, k0, k1))
+        o = o * alpha + bufs.mm("d_o", s, vh[k0:k1])
         m = m_new
-    out[:, :, plan.gidx] = (o / l).view(B, H, G, D)
-    return (m + l.log()).squeeze(-1)
+    out[bi, h, plan.gidx] = o / l
+    lse[bh] = (m + l.log()).squeeze(-1)
 
 
-def _dense_rows_backward(q, k, v, out, dout, lse, dq, dk, dv, plan: _Plan, bufs: _Buffers) -> None:
-    """Backward of :func:`_dense_rows_forward`: accumulates into dk, dv and writes the rows of dq."""
-    BH, Tp, D, G, B, H = plan.BH, plan.Tp, plan.D, plan.G, plan.B, plan.H
-    dk3, dv3 = dk.view(BH, Tp, D), dv.view(BH, Tp, D)
-    qg = q[:, :, plan.gidx].reshape(BH, G, D) * plan.scale  # (BH, G, D)
-    og = out[:, :, plan.gidx].reshape(BH, G, D)
-    dog = dout[:, :, plan.gidx].reshape(BH, G, D)
+def _dense_rows_backward(q, k, v, out, dout, lse, dq, dk, dv, plan: _Plan, bh: int, bufs: _Buffers) -> None:
+    """Backward of :func:`_dense_rows_forward` for ``bh``: accumulates into dk, dv and writes rows of dq."""
+    bi, h = divmod(bh, plan.H)
+    Tp, G = plan.Tp, plan.G
+    kh, vh, dkh, dvh = k[bi, h], v[bi, h], dk[bi, h], dv[bi, h]  # (Tp, D)
+    qg = q[bi, h][plan.gidx] * plan.scale  # (G, D)
+    og = out[bi, h][plan.gidx]
+    dog = dout[bi, h][plan.gidx]
     if plan.qvalid is not None:
-        dog = dog * plan.qvalid[:, None, plan.gidx, None].expand(B, H, G, 1).reshape(BH, G, 1)
-    delta = (dog * og).sum(-1, keepdim=True)  # (BH, G, 1)
-    dqg = q.new_zeros(BH, G, D)
-    for k0, k1 in _key_chunks(Tp, BH * G):
-        kc, vc = _bh(k, k0, k1), _bh(v, k0, k1)
-        p = bufs.bmm("d_s", qg, kc.transpose(1, 2))  # (BH, G, Tk)
+        dog = dog * plan.qvalid[bi, plan.gidx, None]
+    delta = (dog * og).sum(-1, keepdim=True)  # (G, 1)
+    dqg = q.new_zeros(G, plan.D)
+    for k0, k1 in _key_chunks(Tp, G):
+        p = bufs.mm("d_s", qg, kh[k0:k1].t())  # (G, Tk)
         if plan.kmasked:
-            p.view(B, H, G, -1).add_(plan.kbias[:, None, None, k0:k1])
-        p.sub_(lse[:, :, None]).exp_()
-        dv3[:, k0:k1] += bufs.bmm("d_o", p.transpose(1, 2), dog)
-        ds = bufs.bmm("d_ds", dog, vc.transpose(1, 2))
+            p += plan.kbias[bi, k0:k1]
+        p.sub_(lse[bh][:, None]).exp_()
+        dvh[k0:k1] += bufs.mm("d_o", p.t(), dog)
+        ds = bufs.mm("d_ds", dog, vh[k0:k1].t())
         ds.sub_(delta).mul_(p)
-        dk3[:, k0:k1] += bufs.bmm("d_o", ds.transpose(1, 2), qg)
-        dqg += bufs.bmm("d_q", ds, kc)
-    dq[:, :, plan.gidx] = (dqg * plan.scale).view(B, H, G, D)
+        dkh[k0:k1] += bufs.mm("d_o", ds.t(), qg)
+        dqg += bufs.mm("d_q", ds, kh[k0:k1])
+    dq[bi, h, plan.gidx] = dqg * plan.scale
 
 
 def dense_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
@@ -486,7 +580,8 @@ def blocked_attention(
     Tp = L.padded_len
     if Tp != T:  # explicit padding to a block multiple; the padded keys are masked by the plan
         q, k, v = (F.pad(x, (0, 0, 0, Tp - T)) for x in (q, k, v))
-    plan = _Plan(L, q, key_padding_mask)
+    with _intra_op_threads(q):
+        plan = _Plan(L, q, key_padding_mask)
     if plan.flat:  # flat (N, b, D) block views need contiguous tensors (short sequences: cheap)
         q, k, v = (x.contiguous() for x in (q, k, v))
     else:

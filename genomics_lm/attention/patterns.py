@@ -1,6 +1,6 @@
 """Sparse-attention patterns as data: BigBird (ITC), Longformer, dense.
 
-A pattern says *which* query/key pairs may interact; a backend (``genomics_lm.attention.backends``) says
+A pattern says *which* query/key pairs may interact; a backend (see :mod:`genomics_lm.attention.api`) says
 *how* that is computed. Every pattern offers:
 
 * ``pattern.dense_mask(seq_len, num_heads, layer=0) -> (H, T, T) bool`` – the exact definition, for tests;
@@ -31,7 +31,7 @@ Semantics
     their keys. Any other query block ``i`` sees the key blocks ``i - w//2 .. i + w//2`` (clipped at the ends,
     no wrap-around), the global blocks and ``random_blocks`` random blocks drawn uniformly without
     replacement from the blocks that are neither global nor in its window.
-``longformer(window, global_tokens=(0,), dilation=1)``:
+``longformer(window, global_tokens=(0,), dilation=1, block_size=64)``:
     ``window`` is the *total* width of the band: query ``i`` sees key ``j`` iff ``|i - j| <= window//2 * dilation``
     and ``(i - j) % dilation == 0`` (``window=512``: 256 tokens on each side plus itself; the same as Hugging
     Face's ``attention_window=512``). ``window`` must be even. Global tokens (positions >= 0; positions beyond
@@ -45,7 +45,6 @@ Key padding (``key_padding_mask`` in :func:`attend`) is applied on top of every 
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -331,7 +330,8 @@ class LongformerPattern(AttentionPattern):
                     f"{name} must be even (the total band width: each query sees window//2 tokens on each "
                     f"side), got {w}"
                 )
-        object.__setattr__(self, "window", tuple(int(w) for w in windows) if isinstance(self.window, (tuple, list)) else int(self.window))
+        per_layer = isinstance(self.window, (tuple, list))
+        object.__setattr__(self, "window", tuple(int(w) for w in windows) if per_layer else int(self.window))
         gt = tuple(int(_check_int("longformer global token", t, 0)) for t in self.global_tokens)
         object.__setattr__(self, "global_tokens", tuple(sorted(set(gt))))
         _check_int("longformer dilation", self.dilation, 1)
@@ -352,7 +352,8 @@ class LongformerPattern(AttentionPattern):
         if isinstance(self.window, tuple):
             if layer >= len(self.window):
                 raise ValueError(
-                    f"longformer has windows for {len(self.window)} layers ({list(self.window)}), asked for layer {layer}"
+                    f"longformer has windows for {len(self.window)} layers ({list(self.window)}), "
+                    f"asked for layer {layer}"
                 )
             return self.window[layer]
         return self.window
