@@ -44,6 +44,7 @@ Key padding (``key_padding_mask`` in :func:`attend`) is applied on top of every 
 
 from __future__ import annotations
 
+import abc
 import functools
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,26 +63,30 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-class AttentionPattern:
-    """Base class of the patterns. Subclasses are frozen dataclasses (hashable, usable as cache keys)."""
+class AttentionPattern(abc.ABC):
+    """Abstract base class of the patterns. Subclasses are frozen dataclasses (hashable, usable as cache keys)."""
 
     kind: str = "abstract"
 
+    @abc.abstractmethod
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-able dict; ``make_pattern(**pattern.to_dict())`` rebuilds the pattern."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def dense_mask(self, seq_len: int, num_heads: int, layer: int = 0) -> torch.Tensor:
         """(H, T, T) bool, True where query t may attend to key s. For tests and small T only."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def layout(self, seq_len: int, num_heads: int, layer: int = 0) -> BlockLayout | None:
         """Block layout for kernels; None for :func:`dense` (computed as one dense block)."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def density(self, seq_len: int, num_heads: int = 1, layer: int = 0) -> float:
         """Fraction of the ``seq_len**2`` query/key pairs the pattern allows (mean over heads)."""
-        raise NotImplementedError
+        ...
 
     def describe(self) -> str:
         params = ", ".join(f"{k}={v}" for k, v in self.to_dict().items() if k != "kind")
