@@ -3,12 +3,11 @@
 #
 #   snakemake --profile workflow/profiles/default --configfile configs/demo.yaml      # laptop / CI
 #   snakemake --profile workflow/profiles/slurm   --configfile configs/full.yaml      # SLURM cluster
-
-configfile: "configs/demo.yaml"
-
+# There is no default configfile (Snakemake would merge it into yours, genomes included): pass --configfile.
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/tokenize.smk"
+include: "workflow/rules/pretrain.smk"
 
 
 rule all:

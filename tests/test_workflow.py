@@ -1,4 +1,4 @@
-"""The Snakemake workflow: parses, validates its config, and runs the tokenize stage on real data."""
+"""The Snakemake workflow: parses, validates its config, and runs the tokenize and pretrain stages on real data."""
 
 import os
 import shutil
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from genomics_lm.store import TokenStore
@@ -15,11 +16,15 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def _config(tmp_path, data_dir, **tokenize):
+def _config(tmp_path, data_dir, pretrain=None, **tokenize):
     cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
     cfg["data_dir"] = str(data_dir)
     cfg["results"] = str(tmp_path / "results")
     cfg["tokenize"].update(tokenize)
+    if pretrain is False:
+        del cfg["pretrain"]
+    elif pretrain:
+        cfg["pretrain"].update(pretrain)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -33,7 +38,34 @@ def _snakemake(*args, cwd=REPO):
 def test_dry_run_parses(data_dir, tmp_path):
     res = _snakemake("-n", "--configfile", _config(tmp_path, data_dir))
     assert res.returncode == 0, res.stderr
-    assert "tokenize" in res.stdout
+    out = res.stdout + res.stderr
+    assert "rule tokenize" in out
+    for attention in ("bigbird", "longformer", "dense"):  # one pretraining job per attention type
+        assert f"pretrain/ecoli/{attention}/pretrained.pt" in out
+
+
+def test_dry_run_without_pretrain_section_only_tokenizes(data_dir, tmp_path):
+    res = _snakemake("-n", "--configfile", _config(tmp_path, data_dir, pretrain=False))
+    assert res.returncode == 0, res.stderr
+    out = res.stdout + res.stderr
+    assert "rule tokenize" in out and "rule pretrain" not in out
+
+
+def test_pretrain_rule_declares_gpus_and_srun_launch(data_dir, tmp_path):
+    cfg = _config(tmp_path, data_dir, pretrain={"gpus": 4, "devices": 4, "nodes": 2, "launcher": "srun",
+                                                "accelerator": "gpu", "attention": ["bigbird"]})
+    res = _snakemake("-n", "-p", "--configfile", cfg)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout + res.stderr
+    assert "gpu=4" in out and "nodes=2" in out and "tasks_per_node=4" in out and "mpi=srun" in out
+    assert "srun genomics-lm pretrain fit" in out
+    assert "--trainer.devices 4 --trainer.num_nodes 2" in out and "--trainer.accelerator gpu" in out
+
+
+def test_invalid_pretrain_config_is_refused(data_dir, tmp_path):
+    res = _snakemake("-n", "--configfile", _config(tmp_path, data_dir, pretrain={"attention": ["performer"]}))
+    assert res.returncode != 0
+    assert "performer" in res.stdout + res.stderr
 
 
 def test_invalid_config_is_refused(data_dir, tmp_path):
@@ -42,10 +74,39 @@ def test_invalid_config_is_refused(data_dir, tmp_path):
     assert "9 is greater than the maximum of 8" in res.stdout + res.stderr
 
 
-def test_tokenize_stage_runs(data_dir, tmp_path):
-    cfg = _config(tmp_path, data_dir, window_tokens=2048)
+def test_tokenize_and_pretrain_stages_run(data_dir, tmp_path):
+    cfg = _config(tmp_path, data_dir, window_tokens=2048,
+                  pretrain={"attention": ["bigbird"], "max_steps": 6, "extra": "--trainer.val_check_interval 3"})
     res = _snakemake("--configfile", cfg, "--profile", REPO / "workflow" / "profiles" / "default")
     assert res.returncode == 0, res.stderr[-3000:]
-    store = TokenStore(tmp_path / "results" / "tokens" / "ecoli" / "val.h5", expect_k=6)
+    results = tmp_path / "results"
+    store = TokenStore(results / "tokens" / "ecoli" / "val.h5", expect_k=3)
     assert store.window_tokens == 2048 and len(store) > 0
-    assert (tmp_path / "results" / "logs" / "tokenize" / "ecoli.log").read_text().startswith("split")
+    assert (results / "logs" / "tokenize" / "ecoli.log").read_text().startswith("split")
+    run = results / "pretrain" / "ecoli" / "bigbird"
+    model = torch.load(run / "pretrained.pt", weights_only=True)
+    meta = model["genomics_lm"]
+    assert meta["model_config"]["attention"] == "bigbird" and meta["model_config"]["k"] == 3 and meta["global_step"] == 6
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert "step 6;" in (results / "logs" / "pretrain" / "ecoli.bigbird.log").read_text()
+    # a second run has nothing to do
+    res = _snakemake("-n", "--configfile", cfg)
+    assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr
+
+
+def test_no_configfile_is_a_clear_error(tmp_path):
+    res = _snakemake("-n")
+    assert res.returncode != 0
+    assert "no configuration: pass --configfile" in res.stdout + res.stderr
+
+
+def test_cluster_config_dry_runs_on_the_slurm_executor(data_dir, tmp_path):
+    """configs/full.yaml with the slurm profile: planned as SLURM jobs with the GPU resources (nothing submitted)."""
+    cfg = yaml.safe_load((REPO / "configs" / "full.yaml").read_text())
+    cfg["data_dir"], cfg["results"] = str(data_dir), str(tmp_path / "results")
+    path = tmp_path / "full.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    res = _snakemake("-n", "-p", "--configfile", path, "--profile", REPO / "workflow" / "profiles" / "slurm")
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    assert out.count("rule pretrain:") == 3 and "gpu=4" in out and "tasks_per_node=4" in out

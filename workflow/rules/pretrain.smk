@@ -56,7 +56,7 @@ rule pretrain:
         val=lambda wc: token_store(wc.genome, "val"),
         model_config=PRETRAIN.get("model_config", "configs/pretrain/tiny.yaml"),
     output:
-        model=f"{RESULTS}/pretrain/{{genome}}/{{attention}}/pretrained.pt",
+        model=pretrained_model("{genome}", "{attention}"),
     log:
         f"{RESULTS}/logs/pretrain/{{genome}}.{{attention}}.log",
     wildcard_constraints:
