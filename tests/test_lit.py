@@ -290,6 +290,53 @@ def test_signal_then_resume_matches_uninterrupted_run(k6, tmp_path, signum):
     assert find_resume_checkpoint(run) == str(last)
 
 
+def _scontrol(job_id: str) -> dict:
+    out = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
+    return dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("slurm")
+def test_slurm_sigusr1_saves_requeues_and_resumes(k6, tmp_path, slurm_cluster):
+    """Under a real SLURM job, SIGUSR1 (what ``sbatch --signal=USR1@T`` sends before the time limit) makes
+    Lightning's SLURMEnvironment save hpc_ckpt_N.ckpt and requeue the job; the requeued job (same command,
+    --resume) continues from it and reaches the requested step count."""
+    steps = 40
+    run = tmp_path / "run"
+    args = cli_args(k6, run, steps, "--checkpoint.every_n_train_steps", "2", "--trainer.val_check_interval", "20",
+                    "--trainer.limit_val_batches", "1", "--resume")
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/bash\n" + f"exec {' '.join(map(str, CLI + args))}\n")
+    log = tmp_path / "job.out"
+    sub = subprocess.run(["sbatch", "--parsable", "--requeue", "--open-mode=append", f"--output={log}",
+                          "--ntasks=1", "--cpus-per-task=1", "--time=15", f"--chdir={tmp_path}", str(script)],
+                         capture_output=True, text=True, env=_env())
+    assert sub.returncode == 0, sub.stderr
+    job = sub.stdout.strip().split(";")[0]
+    try:
+        last = run / "checkpoints" / "last.ckpt"
+        deadline = time.time() + 300
+        while not last.exists() and time.time() < deadline:  # training has started and saved once
+            time.sleep(0.2)
+        assert last.exists(), log.read_text()[-3000:] if log.exists() else "no job output"
+        subprocess.run(["scancel", "--signal=USR1", "--batch", job], check=True)
+        deadline = time.time() + 600  # a requeued job waits about 2 minutes before it runs again
+        info = _scontrol(job)
+        while info.get("JobState") not in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT") and time.time() < deadline:
+            time.sleep(2)
+            info = _scontrol(job)
+        text = log.read_text()
+        assert info.get("JobState") == "COMPLETED", (info, text[-4000:])
+        assert int(info["Restarts"]) >= 1, info  # it was requeued
+        assert "Requeued SLURM job" in text, text[-4000:]
+        assert list(run.glob("hpc_ckpt_*.ckpt")), "SLURMEnvironment saved no hpc checkpoint"
+        # the requeue also sends SIGTERM, which saves last.ckpt: --resume takes the newer of the two
+        assert "genomics-lm pretrain: resuming from" in text, text[-4000:]
+        assert torch.load(last, weights_only=True)["global_step"] == steps
+    finally:
+        subprocess.run(["scancel", job], capture_output=True)
+
+
 # ---------------------------------------------------------------------------------------------------
 # DDP: two CPU processes (gloo), launched by Lightning from the command line
 # ---------------------------------------------------------------------------------------------------

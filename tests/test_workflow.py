@@ -58,7 +58,7 @@ def test_pretrain_rule_declares_gpus_and_srun_launch(data_dir, tmp_path):
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
     assert "gpu=4" in out and "nodes=2" in out and "tasks_per_node=4" in out and "mpi=srun" in out
-    assert "srun genomics-lm pretrain fit" in out
+    assert "srun --nodes=2 --ntasks-per-node=4 --cpus-per-task=2 --kill-on-bad-exit=1 genomics-lm pretrain fit" in out
     assert "--trainer.devices 4 --trainer.num_nodes 2" in out and "--trainer.accelerator gpu" in out
 
 

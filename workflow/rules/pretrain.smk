@@ -14,7 +14,8 @@
 #   devices       devices per node = DDP ranks per node   (default 1)
 #   nodes         nodes                                   (default 1)
 #   gpus          GPUs requested per node from SLURM      (default 0)
-#   launcher      "" (Lightning starts the ranks) or "srun" (SLURM, >1 rank: one task per GPU)  (default "")
+#   launcher      "" (Lightning starts the ranks) or "srun" (SLURM: srun starts devices x nodes tasks, one per
+#                 rank/GPU; Lightning's SLURMEnvironment reads the ranks)  (default "")
 #   cpus          threads / DataLoader workers            (default 2)
 #   mem_mb        memory                                  (default 8000)
 #   runtime       minutes                                 (default 120)
@@ -25,7 +26,8 @@ PRETRAIN = config.get("pretrain", {})
 
 def _pretrain_resources():
     devices, nodes = int(PRETRAIN.get("devices", 1)), int(PRETRAIN.get("nodes", 1))
-    res = {"mem_mb": int(PRETRAIN.get("mem_mb", 8000)), "runtime": int(PRETRAIN.get("runtime", 120))}
+    res = {"mem_mb": int(PRETRAIN.get("mem_mb", 8000)), "runtime": int(PRETRAIN.get("runtime", 120)),
+           "cpus_per_task": int(PRETRAIN.get("cpus", 2))}  # per task: with srun, one task per rank
     if int(PRETRAIN.get("gpus", 0)) > 0:
         res["gpu"] = int(PRETRAIN["gpus"])
     if nodes > 1:
@@ -34,6 +36,15 @@ def _pretrain_resources():
         res["mpi"] = "srun"  # the slurm executor then leaves the srun launch to the command
         res["tasks_per_node"] = devices
     return res
+
+
+def _launcher():
+    """srun with the task layout spelled out: inside the job the slurm jobstep plugin strips the allocation's
+    SLURM_* variables, so a bare srun would start one task (and Lightning would train with world size 1)."""
+    if PRETRAIN.get("launcher", "") != "srun":
+        return ""
+    devices, nodes, cpus = int(PRETRAIN.get("devices", 1)), int(PRETRAIN.get("nodes", 1)), int(PRETRAIN.get("cpus", 2))
+    return f"srun --nodes={nodes} --ntasks-per-node={devices} --cpus-per-task={cpus} --kill-on-bad-exit=1"
 
 
 def _pretrain_overrides():
@@ -63,7 +74,7 @@ rule pretrain:
         attention="bigbird|longformer|dense",
     params:
         run_dir=lambda wc, output: os.path.dirname(output.model),
-        launcher=PRETRAIN.get("launcher", ""),
+        launcher=_launcher(),
         overrides=_pretrain_overrides(),
     threads: int(PRETRAIN.get("cpus", 2))
     resources:
