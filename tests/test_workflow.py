@@ -110,3 +110,21 @@ def test_cluster_config_dry_runs_on_the_slurm_executor(data_dir, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout + res.stderr
     assert out.count("rule pretrain:") == 3 and "gpu=4" in out and "tasks_per_node=4" in out
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("slurm")
+def test_workflow_on_slurm_with_two_ddp_ranks(data_dir, tmp_path, slurm_cluster):
+    """The slurm profile on a real (local, CPU) SLURM cluster: tokenize and pretrain run as SLURM jobs, and the
+    pretrain job launches two DDP ranks with srun (gloo on CPU)."""
+    cfg = _config(tmp_path, data_dir, pretrain={
+        "attention": ["bigbird"], "max_steps": 4, "accelerator": "cpu", "devices": 2, "launcher": "srun", "cpus": 1,
+        "mem_mb": 3000, "runtime": 15, "extra": "--trainer.val_check_interval 2 --trainer.strategy ddp"})
+    res = _snakemake("--configfile", cfg, "--profile", REPO / "workflow" / "profiles" / "slurm")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    assert "submitted with SLURM jobid" in out
+    log = (tmp_path / "results" / "logs" / "pretrain" / "ecoli.bigbird.log").read_text()
+    assert "GLOBAL_RANK: 0, MEMBER: 1/2" in log and "GLOBAL_RANK: 1, MEMBER: 2/2" in log, log[-3000:]
+    meta = torch.load(tmp_path / "results" / "pretrain" / "ecoli" / "bigbird" / "pretrained.pt", weights_only=True)
+    assert meta["genomics_lm"]["world_size"] == 2 and meta["genomics_lm"]["global_step"] == 4
