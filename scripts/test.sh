@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export GENOMICS_LM_DATA=${GENOMICS_LM_DATA:-$(cd .. && pwd)/shared/data}
 export PATH="$PWD/.venv/bin:$PATH"
-exec .venv/bin/python -m pytest -n 2 --dist loadgroup --durations=15 "$@"
+exec .venv/bin/python -m pytest -n 2 --durations=15 "$@"

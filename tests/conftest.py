@@ -39,24 +39,24 @@ def _private_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    """A real single-node SLURM cluster from ../shared/tools/local-slurm.sh (started if needed, stopped afterwards
-    if this fixture started it). Skipped where it cannot run (no script, not root, start failed).
+    """A real single-node SLURM cluster from ../shared/tools/local-slurm.sh, started if it is not running.
 
-    Tests using it carry ``@pytest.mark.xdist_group("slurm")`` so one xdist worker owns the cluster.
+    Skipped where it cannot run (no script, not root, start failed). Several xdist workers may use it at once,
+    so the start is serialised by a file lock and the cluster is left running at the end (stop it with
+    ``bash ../shared/tools/local-slurm.sh stop``).
     """
     import shutil
     import subprocess
+
+    from filelock import FileLock
 
     script = REPO.parent / "shared" / "tools" / "local-slurm.sh"
     if not script.is_file():
         pytest.skip(f"no SLURM test cluster: {script} not found")
     if os.geteuid() != 0:
         pytest.skip("the local SLURM test cluster needs root")
-    status = subprocess.run(["bash", str(script), "status"], capture_output=True, text=True)
-    was_up = "slurmctld: running" in status.stdout and "slurmd: running" in status.stdout
-    res = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=900)
+    with FileLock("/tmp/genomics_lm-local-slurm.lock", timeout=900):
+        res = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=900)
     if res.returncode != 0 or shutil.which("sbatch") is None:
         pytest.skip(f"local SLURM cluster did not start: {(res.stdout + res.stderr)[-500:]}")
-    yield script
-    if not was_up:
-        subprocess.run(["bash", str(script), "stop"], capture_output=True, text=True, timeout=120)
+    return script

@@ -296,7 +296,6 @@ def _scontrol(job_id: str) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("slurm")
 def test_slurm_sigusr1_saves_requeues_and_resumes(k6, tmp_path, slurm_cluster):
     """Under a real SLURM job, SIGUSR1 (what ``sbatch --signal=USR1@T`` sends before the time limit) makes
     Lightning's SLURMEnvironment save hpc_ckpt_N.ckpt and requeue the job; the requeued job (same command,

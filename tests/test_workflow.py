@@ -32,7 +32,8 @@ def _config(tmp_path, data_dir, pretrain=None, **tokenize):
 
 def _snakemake(*args, cwd=REPO):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    return subprocess.run([*SNAKEMAKE, "--cores", "2", *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env)
+    return subprocess.run([*SNAKEMAKE, "--cores", "2", *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env,
+                          timeout=1200)
 
 
 def test_dry_run_parses(data_dir, tmp_path):
@@ -113,7 +114,6 @@ def test_cluster_config_dry_runs_on_the_slurm_executor(data_dir, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("slurm")
 def test_workflow_on_slurm_with_two_ddp_ranks(data_dir, tmp_path, slurm_cluster):
     """The slurm profile on a real (local, CPU) SLURM cluster: tokenize and pretrain run as SLURM jobs, and the
     pretrain job launches two DDP ranks with srun (gloo on CPU)."""
