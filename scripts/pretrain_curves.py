@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     from genomics_lm.store import TokenStore
 
     base = mlm_baselines(TokenStore(tokens / "train.h5"), TokenStore(tokens / "val.h5"))
-    summary: dict = {"baselines": base, "config": args.config, "k": args.k, "stride": stride, "runs": {}}
+    config = Path(args.config).resolve()
+    config_name = str(config.relative_to(REPO)) if config.is_relative_to(REPO) else str(config)  # no machine paths
+    summary: dict = {"baselines": base, "config": config_name, "k": args.k, "stride": stride, "runs": {}}
     attentions = [a.strip() for a in args.attention.split(",") if a.strip()]
     for att in attentions:
         run = out / f"k{args.k}s{stride}_{att}"

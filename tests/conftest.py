@@ -28,6 +28,32 @@ def genomes(data_dir) -> Path:
     return data_dir / "genomes"
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one intra-op thread avoids paying a thread wake-up per op on a busy 2-core machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def ecoli_stores(genomes, tmp_path_factory):
+    """Factory: ``ecoli_stores(name, k, stride, window_tokens)`` -> folder with train/val/test.h5 of E. coli."""
+    from genomics_lm.tokenize_cmd import tokenize_genome
+
+    def make(name, k, stride, window_tokens):
+        out = tmp_path_factory.mktemp(name)
+        outputs = {s: out / f"{s}.h5" for s in ("train", "val", "test")}
+        tokenize_genome(genomes / "ecoli_k12_mg1655.fna.gz", outputs, k=k, stride=stride,
+                        window_tokens=window_tokens, progress=False, cache_dir=out / "cache")
+        return out
+
+    return make
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory):
     """Decompressed FASTA copies and .fai indexes of read-only folders go to a per-run cache."""
@@ -47,6 +73,7 @@ def slurm_cluster():
     """
     import shutil
     import subprocess
+    import tempfile
 
     from filelock import FileLock
 
@@ -55,7 +82,7 @@ def slurm_cluster():
         pytest.skip(f"no SLURM test cluster: {script} not found")
     if os.geteuid() != 0:
         pytest.skip("the local SLURM test cluster needs root")
-    with FileLock("/tmp/genomics_lm-local-slurm.lock", timeout=900):
+    with FileLock(os.path.join(tempfile.gettempdir(), "genomics_lm-local-slurm.lock"), timeout=900):
         res = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=900)
     if res.returncode != 0 or shutil.which("sbatch") is None:
         pytest.skip(f"local SLURM cluster did not start: {(res.stdout + res.stderr)[-500:]}")

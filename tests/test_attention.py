@@ -22,13 +22,7 @@ from genomics_lm.attention import (
 # ----------------------------------------------------------------------------------------------- helpers
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids paying a thread wake-up per op on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 
@@ -51,6 +45,15 @@ def _fwd_bwd(q, k, v, pattern, kpm, backend, layer=0):
     loss = (out * w).sum() + 0.5 * (out**2).sum()
     grads = torch.autograd.grad(loss, (q, k, v))
     return out.detach(), grads
+
+
+def _assert_blocked_equals_reference_f64(q, k, v, pattern, kpm):
+    """float64: the blocked backend equals the reference to rounding, output and dq/dk/dv."""
+    ref_out, ref_grads = _fwd_bwd(q, k, v, pattern, kpm, "reference")
+    out, grads = _fwd_bwd(q, k, v, pattern, kpm, "blocked")
+    torch.testing.assert_close(out, ref_out, rtol=1e-10, atol=1e-12)
+    for g, rg in zip(grads, ref_grads):
+        torch.testing.assert_close(g, rg, rtol=1e-10, atol=1e-12)
 
 
 def _close(a, b, what):
@@ -102,11 +105,7 @@ def test_blocked_matches_reference_float64_several_chunks(monkeypatch, chunk):
     monkeypatch.setattr(blocked, "_DENSE_ELEMENTS", 512)
     for pattern in (bigbird(8, random_blocks=2), longformer(20, global_tokens=(0, 99), block_size=8)):
         q, k, v, kpm = _inputs(2, 2, 250, 8, seed=1, dtype=torch.float64, pad=(0, 30))
-        ref_out, ref_grads = _fwd_bwd(q, k, v, pattern, kpm, "reference")
-        out, grads = _fwd_bwd(q, k, v, pattern, kpm, "blocked")
-        torch.testing.assert_close(out, ref_out, rtol=1e-10, atol=1e-12)
-        for g, rg in zip(grads, ref_grads):
-            torch.testing.assert_close(g, rg, rtol=1e-10, atol=1e-12)
+        _assert_blocked_equals_reference_f64(q, k, v, pattern, kpm)
 
 
 @pytest.mark.parametrize("chunk", [4096, 30000], ids=["per-head-units", "flat-units-of-two-heads"])
@@ -115,14 +114,10 @@ def test_blocked_parallel_units_match_reference(monkeypatch, chunk):
     import genomics_lm.attention.blocked as blocked
 
     monkeypatch.setattr(blocked, "_CHUNK_ELEMENTS", chunk)
-    torch.set_num_threads(2)  # restored by the _one_thread fixture
+    torch.set_num_threads(2)  # restored by the one_thread fixture
     for pattern in (bigbird(8, random_blocks=2), longformer(16, global_tokens=(0, 30), block_size=8)):
         q, k, v, kpm = _inputs(2, 3, 250, 8, seed=3, dtype=torch.float64, pad=(0, 25))
-        ref_out, ref_grads = _fwd_bwd(q, k, v, pattern, kpm, "reference")
-        out, grads = _fwd_bwd(q, k, v, pattern, kpm, "blocked")
-        torch.testing.assert_close(out, ref_out, rtol=1e-10, atol=1e-12)
-        for g, rg in zip(grads, ref_grads):
-            torch.testing.assert_close(g, rg, rtol=1e-10, atol=1e-12)
+        _assert_blocked_equals_reference_f64(q, k, v, pattern, kpm)
         assert torch.get_num_threads() == 2, "intra-op threads restored"
 
 

@@ -29,12 +29,19 @@ from genomics_lm.attention import attend, bigbird, longformer
 transformers = pytest.importorskip("transformers")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _x_and_mask(B, T, C, seed, pad):
+    """Hidden states (B, T, C), a key padding mask (B, T) (True = real; ``pad`` = padded tokens per row) and the
+    seeded generator that drew them, for further draws."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, T, C, generator=g)
+    kpm = torch.ones(B, T, dtype=torch.bool)
+    for i, n in enumerate(pad or ()):
+        if n:
+            kpm[i, T - n:] = False
+    return x, kpm, g
 
 
 def _heads(x, H):  # (B, T, H*D) -> (B, H, T, D)
@@ -96,12 +103,7 @@ def test_bigbird_matches_hf_block_sparse(b, r, nb, pad, backend):
     attn = _hf_bigbird(H, D, b, r).train()
     pattern = bigbird(b, window_blocks=3, global_blocks=2, random_blocks=r, seed=5)
     plan = np.asarray(pattern.random_plan(T, H, layer))
-    g = torch.Generator().manual_seed(nb)
-    x = torch.randn(B, T, H * D, generator=g)
-    kpm = torch.ones(B, T, dtype=torch.bool)
-    for i, n in enumerate(pad or ()):
-        if n:
-            kpm[i, T - n:] = False
+    x, kpm, g = _x_and_mask(B, T, H * D, seed=nb, pad=pad)
 
     xh = x.clone().requires_grad_(True)
     hf = _hf_bigbird_forward(attn, xh, kpm, plan)
@@ -181,12 +183,7 @@ def test_longformer_matches_hf(window, T, global_tokens, pad, backend):
     H, D, B = 2, 8, 2
     attn = _hf_longformer(H, D, window).eval()
     pattern = longformer(window, global_tokens=global_tokens, block_size=16)
-    g = torch.Generator().manual_seed(T)
-    x = torch.randn(B, T, H * D, generator=g)
-    kpm = torch.ones(B, T, dtype=torch.bool)
-    for i, n in enumerate(pad or ()):
-        if n:
-            kpm[i, T - n:] = False
+    x, kpm, g = _x_and_mask(B, T, H * D, seed=T, pad=pad)
     xh = x.clone().requires_grad_(True)
     hf = _hf_longformer_forward(attn, xh, kpm, global_tokens)
     xo = x.clone().requires_grad_(True)

@@ -24,27 +24,19 @@ from genomics_lm.data import (
 )
 from genomics_lm.errors import UserError
 from genomics_lm.store import TokenStore
-from genomics_lm.tokenize_cmd import tokenize_genome
 from genomics_lm.tokenizer import CLS_ID, MASK_ID, N_SPECIAL, UNK_ID, decode, reverse_complement, reverse_complement_ids
 
 
-def make_stores(genomes, out, k, stride, window_tokens):
-    outputs = {s: out / f"{s}.h5" for s in ("train", "val", "test")}
-    tokenize_genome(genomes / "ecoli_k12_mg1655.fna.gz", outputs, k=k, stride=stride, window_tokens=window_tokens,
-                    progress=False, cache_dir=out / "cache")
-    return out
-
-
 @pytest.fixture(scope="session")
-def ecoli_k6(genomes, tmp_path_factory):
+def ecoli_k6(ecoli_stores):
     """E. coli, non-overlapping 6-mers, 512-token rows: train/val/test.h5."""
-    return make_stores(genomes, tmp_path_factory.mktemp("ecoli_k6"), 6, 6, 512)
+    return ecoli_stores("ecoli_k6", 6, 6, 512)
 
 
 @pytest.fixture(scope="session")
-def ecoli_k6s1(genomes, tmp_path_factory):
+def ecoli_k6s1(ecoli_stores):
     """E. coli, overlapping 6-mers (stride 1), 256-token rows."""
-    return make_stores(genomes, tmp_path_factory.mktemp("ecoli_k6s1"), 6, 1, 256)
+    return ecoli_stores("ecoli_k6s1", 6, 1, 256)
 
 
 # ---------------------------------------------------------------------------------------------------

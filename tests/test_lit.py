@@ -33,27 +33,19 @@ from genomics_lm.lit import (
 )
 from genomics_lm.model import ModelConfig
 from genomics_lm.store import TokenStore
-from genomics_lm.tokenize_cmd import tokenize_genome
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_YAML = REPO / "configs" / "pretrain" / "tiny.yaml"
 
 
-def make_stores(genomes, out, k, stride, window_tokens):
-    outputs = {s: out / f"{s}.h5" for s in ("train", "val")}
-    tokenize_genome(genomes / "ecoli_k12_mg1655.fna.gz", outputs, k=k, stride=stride, window_tokens=window_tokens,
-                    progress=False, cache_dir=out / "cache")
-    return out
+@pytest.fixture(scope="module")
+def k6(ecoli_stores):
+    return ecoli_stores("lit_k6", 6, 6, 256)
 
 
 @pytest.fixture(scope="module")
-def k6(genomes, tmp_path_factory):
-    return make_stores(genomes, tmp_path_factory.mktemp("lit_k6"), 6, 6, 256)
-
-
-@pytest.fixture(scope="module")
-def k3(genomes, tmp_path_factory):
-    return make_stores(genomes, tmp_path_factory.mktemp("lit_k3"), 3, 3, 512)
+def k3(ecoli_stores):
+    return ecoli_stores("lit_k3", 3, 3, 512)
 
 
 def small_arch(**kw) -> ModelConfig:
