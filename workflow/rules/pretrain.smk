@@ -24,34 +24,36 @@
 PRETRAIN = config.get("pretrain", {})
 
 
+DEVICES, NODES, CPUS = int(PRETRAIN.get("devices", 1)), int(PRETRAIN.get("nodes", 1)), int(PRETRAIN.get("cpus", 2))
+# srun launch only for several ranks: a single rank runs under the jobstep plugin's own `srun -n1`
+SRUN = PRETRAIN.get("launcher", "") == "srun" and DEVICES * NODES > 1
+
+
 def _pretrain_resources():
-    devices, nodes = int(PRETRAIN.get("devices", 1)), int(PRETRAIN.get("nodes", 1))
     res = {"mem_mb": int(PRETRAIN.get("mem_mb", 8000)), "runtime": int(PRETRAIN.get("runtime", 120)),
-           "cpus_per_task": int(PRETRAIN.get("cpus", 2))}  # per task: with srun, one task per rank
+           "cpus_per_task": CPUS}  # per task: with srun, one task per rank
     if int(PRETRAIN.get("gpus", 0)) > 0:
         res["gpu"] = int(PRETRAIN["gpus"])
-    if nodes > 1:
-        res["nodes"] = nodes
-    if PRETRAIN.get("launcher", "") == "srun" and devices * nodes > 1:
+    if NODES > 1:
+        res["nodes"] = NODES
+    if SRUN:
         res["mpi"] = "srun"  # the slurm executor then leaves the srun launch to the command
-        res["tasks_per_node"] = devices
+        res["tasks_per_node"] = DEVICES
     return res
 
 
 def _launcher():
     """srun with the task layout spelled out: inside the job the slurm jobstep plugin strips the allocation's
     SLURM_* variables, so a bare srun would start one task (and Lightning would train with world size 1)."""
-    if PRETRAIN.get("launcher", "") != "srun":
+    if not SRUN:
         return ""
-    devices, nodes, cpus = int(PRETRAIN.get("devices", 1)), int(PRETRAIN.get("nodes", 1)), int(PRETRAIN.get("cpus", 2))
-    return f"srun --nodes={nodes} --ntasks-per-node={devices} --cpus-per-task={cpus} --kill-on-bad-exit=1"
+    return f"srun --nodes={NODES} --ntasks-per-node={DEVICES} --cpus-per-task={CPUS} --kill-on-bad-exit=1"
 
 
 def _pretrain_overrides():
     tok = config["tokenize"]
     out = [f"--model.arch.k {tok['k']}", f"--model.arch.stride {tok.get('stride') or tok['k']}",
-           f"--trainer.devices {PRETRAIN.get('devices', 1)}", f"--trainer.num_nodes {PRETRAIN.get('nodes', 1)}",
-           f"--data.num_workers {max(0, int(PRETRAIN.get('cpus', 2)) - 1)}", "--trainer.enable_progress_bar false"]
+           f"--trainer.devices {DEVICES}", f"--trainer.num_nodes {NODES}", f"--data.num_workers {max(0, CPUS - 1)}", "--trainer.enable_progress_bar false"]
     if PRETRAIN.get("max_steps"):
         out.append(f"--trainer.max_steps {int(PRETRAIN['max_steps'])}")
     if PRETRAIN.get("accelerator"):
@@ -76,7 +78,7 @@ rule pretrain:
         run_dir=lambda wc, output: os.path.dirname(output.model),
         launcher=_launcher(),
         overrides=_pretrain_overrides(),
-    threads: int(PRETRAIN.get("cpus", 2))
+    threads: CPUS
     resources:
         **_pretrain_resources(),
     shell:
