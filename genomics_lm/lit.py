@@ -551,9 +551,11 @@ def _build_cli_class():
 
         def before_validate(self) -> None:
             self._weights_only()
+            self.datamodule.setup("validate")  # bad stores fail here, before the loggers create run folders
 
         def before_fit(self) -> None:
             self._weights_only()
+            self.datamodule.setup("fit")  # bad stores fail here, before the loggers create run folders
             cfg = self.config_init[self.subcommand]
             if cfg.get("resume") and not cfg.get("ckpt_path"):
                 ckpt_dir = self.trainer.checkpoint_callback.dirpath if self.trainer.checkpoint_callback else None

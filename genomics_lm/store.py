@@ -48,14 +48,32 @@ def _tmp_name(path: Path) -> Path:
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse an existing output unless ``overwrite``; make sure the parent folder exists."""
+    """Refuse an existing output unless ``overwrite``, or an output path that is a folder (creates nothing)."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise UserError(f"{path}: output exists (use --overwrite to replace it)")
     if path.is_dir():
         raise UserError(f"{path}: output is a directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _make_parents(path: Path) -> list[Path]:
+    """Create the missing parent folders of ``path``; return them, deepest first (to remove them on failure)."""
+    missing = []
+    for parent in path.parents:
+        if parent.exists():
+            break
+        missing.append(parent)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another output landed there) or already gone
+            break
 
 
 class TokenStoreWriter:
@@ -121,6 +139,7 @@ class TokenStoreWriter:
         self.n = 0
         self._h5 = None
         self._tmp = _tmp_name(self.path)
+        self._made = _make_parents(self.path)
 
     def __enter__(self) -> "TokenStoreWriter":
         import h5py
@@ -179,6 +198,7 @@ class TokenStoreWriter:
         if exc_type is not None:
             f.close()
             self._tmp.unlink(missing_ok=True)
+            _remove_if_empty(self._made)
             return
         try:
             import h5py
@@ -196,6 +216,7 @@ class TokenStoreWriter:
             os.replace(self._tmp, self.path)
         except BaseException:
             self._tmp.unlink(missing_ok=True)
+            _remove_if_empty(self._made)
             raise
 
 

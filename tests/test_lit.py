@@ -231,6 +231,7 @@ def test_cli_user_errors(k6, tmp_path, capsys):
     assert "k=6 but the model expects k=4" in capsys.readouterr().err
     assert cli_main(["pretrain", *cli_args(tmp_path / "nodata", tmp_path / "b", 2)]) == 2
     assert "no such token store" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # no run folders, no empty logs
 
 
 # ---------------------------------------------------------------------------------------------------
