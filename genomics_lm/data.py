@@ -50,7 +50,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from genomics_lm.errors import UserError
 from genomics_lm.store import TokenStore
-from genomics_lm.tokenizer import CLS_ID, MASK_ID, N_SPECIAL, reverse_complement_ids, vocab_size as _vocab_size
+from genomics_lm.tokenizer import CLS_ID, MASK_ID, N_SPECIAL, KmerTokenizer, check_same_tokenizer, reverse_complement_ids
 
 IGNORE_INDEX = -100  # label of positions that are not prediction targets (torch cross_entropy's default)
 _TRAIN, _VAL = 0x7A11, 0x7A12  # stream ids mixed into the seeds of training and validation samples
@@ -141,7 +141,7 @@ class MLMDataset(Dataset):
     yields), so the randomness of a sample depends on ``(seed, epoch, i)`` and nothing else.
 
     Args:
-        store: a :class:`TokenStore` or the path of one (opened with ``expect_k``/``expect_stride``).
+        store: a :class:`TokenStore` or the path of one (refused unless its tokenizer is ``expect``, if given).
         seq_len: model input length in tokens (including [CLS] when ``add_cls``).
         train: training (random crops, augmentation) or validation (fixed tiles) behaviour.
         crops_per_row: samples per row and epoch (default: ``window_tokens // crop length``, at least 1).
@@ -166,15 +166,14 @@ class MLMDataset(Dataset):
         rc_prob: float = 0.5,
         add_cls: bool = False,
         seed: int = 0,
-        expect_k: int | None = None,
-        expect_stride: int | None = None,
+        expect: KmerTokenizer | None = None,
     ):
         if not isinstance(store, TokenStore):
-            store = TokenStore(store, expect_k=expect_k, expect_stride=expect_stride,
-                               expect_vocab_size=_vocab_size(expect_k) if expect_k else None)
+            store = TokenStore(store, expect=expect)
         self.store = store
-        self.k, self.stride = store.k, store.stride
-        self.vocab_size = store.vocab_size
+        self.tokenizer = store.tokenizer
+        self.k, self.stride = self.tokenizer.k, self.tokenizer.stride
+        self.vocab_size = self.tokenizer.vocab_size
         self.seq_len = int(seq_len)
         self.add_cls = bool(add_cls)
         self.crop_len = self.seq_len - int(self.add_cls)
@@ -401,9 +400,10 @@ class MLMDataModule(pl.LightningDataModule if pl is not None else object):
         val_full_mask: in validation replace every target by [MASK] (default) instead of 80/10/10.
         add_cls: prepend [CLS] to every sample.
         seed: seed of the data order and of every crop / strand / mask.
-        k, stride: tokenizer the model expects (the CLI links them to ``model.arch``); a store made with
-            other settings is refused with a clear error.
         pin_memory: pin host memory (GPU runs).
+
+    The stores' tokenizer is compared with the model's by :meth:`check_tokenizer` (the LightningModule calls
+    it in ``setup``); train and val stores must agree with each other.
     """
 
     def __init__(
@@ -425,8 +425,6 @@ class MLMDataModule(pl.LightningDataModule if pl is not None else object):
         val_full_mask: bool = True,
         add_cls: bool = False,
         seed: int = 0,
-        k: int | None = None,
-        stride: int | None = None,
         pin_memory: bool = False,
     ):
         super().__init__()
@@ -439,7 +437,7 @@ class MLMDataModule(pl.LightningDataModule if pl is not None else object):
             raise UserError(f"batch_size must be at least 1, got {batch_size}")
         self.val_batch_size = int(val_batch_size or batch_size)
         self.num_workers, self.pin_memory = int(num_workers), bool(pin_memory)
-        self.k, self.stride, self.seed = k, stride, int(seed)
+        self.seed = int(seed)
         self._ds_kwargs = dict(mask_prob=mask_prob, mask_token_frac=mask_token_frac,
                                random_token_frac=random_token_frac, span=span, add_cls=add_cls, seed=seed)
         self.rc_prob, self.crops_per_row, self.val_crops_per_row = rc_prob, crops_per_row, val_crops_per_row
@@ -451,9 +449,7 @@ class MLMDataModule(pl.LightningDataModule if pl is not None else object):
         if not path.exists():
             hint = f" (expected the {split} split written by 'genomics-lm tokenize --out-dir {path.parent}')"
             raise UserError(f"{path}: no such token store{hint}")
-        store = TokenStore(path, expect_k=self.k, expect_stride=self.stride,
-                           expect_vocab_size=_vocab_size(self.k) if self.k else None)
-        return store
+        return TokenStore(path)
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_ds is None:
@@ -466,10 +462,14 @@ class MLMDataModule(pl.LightningDataModule if pl is not None else object):
             self.val_ds = MLMDataset(self._open(self.val_path, "val"), self.seq_len, train=False,
                                      crops_per_row=self.val_crops_per_row, rc_prob=0.0, **kw)
         if self.train_ds is not None and self.val_ds is not None:
-            a, b = self.train_ds, self.val_ds
-            if (a.k, a.stride) != (b.k, b.stride):
-                raise UserError(f"train store {self.train_path} has k={a.k}, stride={a.stride} but val store "
-                                f"{self.val_path} has k={b.k}, stride={b.stride}")
+            check_same_tokenizer(self.val_ds.tokenizer, self.train_ds.tokenizer, f"val store {self.val_path}",
+                                 f"train store {self.train_path}")
+
+    def check_tokenizer(self, tokenizer: KmerTokenizer, name: str) -> None:
+        """Raise a one-line error naming both sides unless every opened store has ``tokenizer``."""
+        for ds, path in ((self.train_ds, self.train_path), (self.val_ds, self.val_path)):
+            if ds is not None:
+                check_same_tokenizer(ds.tokenizer, tokenizer, f"token store {path}", name)
 
     def _world(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)
@@ -493,12 +493,11 @@ class MLMDataModule(pl.LightningDataModule if pl is not None else object):
         return DataLoader(self.val_ds, batch_size=self.val_batch_size, shuffle=False,
                           num_workers=self.num_workers, pin_memory=self.pin_memory)
 
-    def tokenizer_info(self) -> dict[str, Any]:
-        """k, stride, vocab size and provenance of the training store (recorded in checkpoints)."""
+    def provenance(self) -> dict[str, Any]:
+        """Where the data came from (recorded in checkpoints): store paths, the FASTA's name and sha256."""
         ds = self.train_ds or self.val_ds
         if ds is None:
             return {}
         s = ds.store
-        return {"k": s.k, "stride": s.stride, "vocab_size": s.vocab_size, "train_store": str(self.train_path),
-                "val_store": str(self.val_path), "source": s.source, "seq_len": self.seq_len,
-                "window_tokens": s.window_tokens}
+        return {"train_store": str(self.train_path), "val_store": str(self.val_path), "source": s.source,
+                "seq_len": self.seq_len, "window_tokens": s.window_tokens}

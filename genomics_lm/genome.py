@@ -6,7 +6,10 @@ Coordinates are 0-based, half-open everywhere: a window ``(seqid, start, end)`` 
 * Plain FASTA, bgzip FASTA (pyfaidx reads it in place) and plain gzip FASTA (decompressed once into a
   cache directory, keyed by the file's sha256, because pyfaidx cannot seek in plain gzip).
 * The ``.fai`` index is built on demand next to the FASTA, or in the cache directory when the FASTA's
-  folder is read-only. Windows (CRLF) line endings work.
+  folder is read-only by its mode bits (even for root); under a temporary name, kept only when the file
+  passes every check. Windows (CRLF) line endings work.
+* Windows are read in large pieces (:func:`iter_window_batches`), the N filter computed for a whole piece
+  at once; :func:`iter_windows` gives them one at a time.
 * Splits without leakage: whole chromosomes held out by name when the genome has many sequences;
   otherwise (E. coli, phage, a 1 Mb piece of a chromosome) each sequence is cut into contiguous region
   blocks that are assigned deterministically (seeded) to train/val/test, and ``gap_bp`` bases at every
@@ -16,7 +19,6 @@ Coordinates are 0-based, half-open everywhere: a window ``(seqid, start, end)`` 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import zlib
 from dataclasses import dataclass
@@ -26,26 +28,10 @@ from typing import Iterator
 import numpy as np
 
 from genomics_lm.errors import UserError
+from genomics_lm.files import PerProcess, atomic_write, default_cache_dir, sha256sum, tmp_name
 
 SPLITS = ("train", "val", "test")
 _GZIP_MAGIC = b"\x1f\x8b"
-
-
-def default_cache_dir() -> Path:
-    """``$GENOMICS_LM_CACHE``, else ``$XDG_CACHE_HOME/genomics_lm``, else ``~/.cache/genomics_lm``."""
-    env = os.environ.get("GENOMICS_LM_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genomics_lm"
-
-
-def sha256sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes (as stored, i.e. of the compressed file for .gz)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _is_bgzf(head: bytes) -> bool:
@@ -74,11 +60,9 @@ def _normalised_copy(path: Path, sha: str, cache_dir: Path, line_width: int = 80
     target = cache_dir / f"{sha[:16]}-{path.name.removesuffix('.gz')}"
     if target.exists():
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     opener = gzip.open if path.read_bytes()[:2] == _GZIP_MAGIC else open
     try:
-        with opener(path, "rb") as src, open(tmp, "wb") as dst:
+        with atomic_write(target) as tmp, opener(path, "rb") as src, open(tmp, "wb") as dst:
             pending = b""
             for line in src:
                 line = line.rstrip(b"\r\n")
@@ -95,10 +79,11 @@ def _normalised_copy(path: Path, sha: str, cache_dir: Path, line_width: int = 80
                     pending = pending[cut:]
             for i in range(0, len(pending), line_width):
                 dst.write(pending[i : i + line_width] + b"\n")
-        os.replace(tmp, target)
-    except (EOFError, OSError, zlib.error) as exc:
-        tmp.unlink(missing_ok=True)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise UserError(f"{path}: corrupt or truncated gzip file ({exc})") from None
+    except OSError as exc:  # the cache folder: not writable, disk full
+        raise UserError(f"{path}: cannot write its plain copy {target} ({exc.strerror or exc}); "
+                        "set --cache-dir or $GENOMICS_LM_CACHE to a writable folder") from None
     return target
 
 
@@ -127,7 +112,8 @@ class Window:
     def n_frac(self) -> float:
         """Fraction of bases that are not A/C/G/T (either case)."""
         codes = np.frombuffer(self.seq.encode("ascii", "replace"), dtype=np.uint8) | 0x20  # lower-case
-        return float(1.0 - np.isin(codes, np.frombuffer(b"acgt", np.uint8)).mean()) if len(codes) else 1.0
+        # count / length (not 1 - mean: 1 - 0.9 is 0.09999999999999998), the fraction the N filter compares
+        return np.count_nonzero(~np.isin(codes, np.frombuffer(b"acgt", np.uint8))) / len(codes) if len(codes) else 1.0
 
 
 class Genome:
@@ -136,11 +122,16 @@ class Genome:
     Args:
         path: ``.fa``/``.fasta``/``.fna``, optionally ``.gz`` (plain gzip or bgzip).
         cache_dir: where to put the decompressed copy of a plain-gzip file and the ``.fai`` index when
-            the FASTA's folder is read-only (default :func:`default_cache_dir`).
+            the FASTA's folder is read-only (default :func:`genomics_lm.files.default_cache_dir`).
 
     Raises:
         UserError: missing, empty, non-FASTA, truncated gzip, duplicate record names, a record with no
-            sequence. Each message names the file (and the record where there is one).
+            sequence. Each message names the file (and the record where there is one). A refused file
+            leaves nothing behind: a missing index is built under a temporary name and kept only once the
+            file has passed every check.
+
+    The index is never written into a folder without write permission bits, even by root (who passes
+    ``os.access`` everywhere): it then goes to ``cache_dir``.
     """
 
     def __init__(self, path: str | os.PathLike, cache_dir: str | os.PathLike | None = None):
@@ -156,9 +147,10 @@ class Genome:
         with open(self.path, "rb") as fh:
             raw_head = fh.read(1 << 16)
         self._fasta_path, self._index_path = self._resolve_readable(raw_head)
-        self._fasta = None
-        self._pid = None
+        self._handle = PerProcess(self._open)
+        self._raw = PerProcess(self._open_raw)
         self.lengths = self._validate_and_index()
+        self._layout = self._read_layout()
 
     # -- opening ---------------------------------------------------------------------------------
     def _resolve_readable(self, raw_head: bytes) -> tuple[Path, Path]:
@@ -179,11 +171,21 @@ class Genome:
             _check_text_head(path, raw_head)
             if b"\r" in raw_head:
                 path = _normalised_copy(path, self.sha256, self.cache_dir)
+        return path, self._index_for(path)
+
+    def _index_for(self, path: Path) -> Path:
+        """``path.fai`` where the index exists (with its ``.gzi`` for bgzip) or the folder is writable by its
+        mode bits; else a name in the cache."""
         fai = Path(str(path) + ".fai")
-        if not fai.exists() and not _writable_dir(path.parent):
-            fai = self.cache_dir / f"{self.sha256[:16]}-{path.name}.fai"
-            fai.parent.mkdir(parents=True, exist_ok=True)
-        return path, fai
+        gzi = self._gzi_for(path, fai)
+        if (fai.exists() and (gzi is None or gzi.exists())) or _writable_dir(path.parent):
+            return fai
+        return self.cache_dir / f"{self.sha256[:16]}-{path.name}.fai"
+
+    @staticmethod
+    def _gzi_for(fasta_path: Path, index_path: Path) -> Path | None:
+        """The ``.gzi`` block index of a bgzip FASTA, beside its ``.fai``; None for plain files."""
+        return Path(str(index_path)[: -len(".fai")] + ".gzi") if str(fasta_path).endswith(".gz") else None
 
     def _check_gzip_complete(self, path: Path) -> None:
         try:
@@ -193,16 +195,17 @@ class Genome:
         except (EOFError, OSError, zlib.error) as exc:
             raise UserError(f"{path}: corrupt or truncated gzip file ({exc})") from None
 
-    def _open(self):
+    def _open(self, index: Path | None = None, gzi: Path | None = None):
+        """A pyfaidx handle on the readable file, with its index (built at ``index``/``gzi`` when missing)."""
         import pyfaidx
 
-        gzi = None
-        if str(self._fasta_path).endswith(".gz"):
-            gzi = str(self._index_path)[: -len(".fai")] + ".gzi"
+        index = self._index_path if index is None else index
+        if gzi is None:
+            gzi = self._gzi_for(self._fasta_path, self._index_path)
         return pyfaidx.Fasta(
             str(self._fasta_path),
-            indexname=str(self._index_path),
-            gzi_indexname=gzi,
+            indexname=str(index),
+            gzi_indexname=None if gzi is None else str(gzi),
             as_raw=True,
             sequence_always_upper=False,
             read_ahead=None,
@@ -210,49 +213,91 @@ class Genome:
             duplicate_action="stop",
         )
 
+    def _open_and_check(self) -> tuple[dict[str, int], list[tuple[Path, Path]]]:
+        """Open the file once and read its record lengths; a missing index is built under temporary names.
+
+        Returns the lengths and the ``(temporary, final)`` index names still to be renamed (none when the
+        index existed). On any exception the temporary index files are removed.
+        """
+        fai, gzi = self._index_path, self._gzi_for(self._fasta_path, self._index_path)
+        pending = []
+        if not fai.exists() or (gzi is not None and not gzi.exists()):
+            fai.parent.mkdir(parents=True, exist_ok=True)  # the cache folder (the FASTA's own folder exists)
+            pending = [(tmp_name(fai), fai)] + ([(tmp_name(gzi), gzi)] if gzi is not None else [])
+        try:
+            fasta = self._open(*[tmp for tmp, _ in pending]) if pending else self._open()
+            try:
+                return {name: len(rec) for name, rec in fasta.records.items()}, pending
+            finally:
+                fasta.close()
+        except BaseException:
+            for tmp, _ in pending:
+                tmp.unlink(missing_ok=True)
+            raise
+
     def _validate_and_index(self) -> dict[str, int]:
+        pending: list[tuple[Path, Path]] = []
         try:
             try:
-                fasta = self._open()
-            except Exception as exc:  # lines of varying width: index a normalised copy instead
-                if "not consistent" not in str(exc) or self._fasta_path != self.path:
-                    raise
-                self._fasta_path = _normalised_copy(self.path, self.sha256, self.cache_dir)
-                self._index_path = Path(str(self._fasta_path) + ".fai")
-                fasta = self._open()
-        except ValueError as exc:  # pyfaidx: duplicate keys, inconsistent line lengths, ...
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if "Duplicate key" in msg:
-                name = msg.split('"')[1] if '"' in msg else "?"
-                raise UserError(f"{self.path}: duplicate record name {name!r}") from None
-            raise UserError(f"{self.path}: malformed FASTA ({msg})") from None
-        except Exception as exc:  # pyfaidx.FastaIndexingError and friends
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise UserError(f"{self.path}: malformed FASTA ({msg})") from None
-        lengths = {name: len(rec) for name, rec in fasta.records.items()} if hasattr(fasta, "records") else {
-            name: len(fasta[name]) for name in fasta.keys()
-        }
-        fasta.close()
-        if not lengths:
-            raise UserError(f"{self.path}: no FASTA records")
-        for name, n in lengths.items():
-            if n == 0:
-                raise UserError(f"{self.path}: record {name!r} has no sequence")
+                try:
+                    lengths, pending = self._open_and_check()
+                except Exception as exc:  # lines of varying width: index a normalised copy instead
+                    if "not consistent" not in str(exc) or self._fasta_path != self.path:
+                        raise
+                    self._fasta_path = _normalised_copy(self.path, self.sha256, self.cache_dir)
+                    self._index_path = Path(str(self._fasta_path) + ".fai")
+                    lengths, pending = self._open_and_check()
+            except ValueError as exc:  # pyfaidx: duplicate keys, inconsistent line lengths, ...
+                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                if "Duplicate key" in msg:
+                    name = msg.split('"')[1] if '"' in msg else "?"
+                    raise UserError(f"{self.path}: duplicate record name {name!r}") from None
+                raise UserError(f"{self.path}: malformed FASTA ({msg})") from None
+            except UserError:
+                raise
+            except OSError as exc:  # reading the file or writing its index
+                raise UserError(f"{self.path}: cannot read or index ({exc.strerror or exc})") from None
+            except Exception as exc:  # pyfaidx.FastaIndexingError and friends
+                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise UserError(f"{self.path}: malformed FASTA ({msg})") from None
+            if not lengths:
+                raise UserError(f"{self.path}: no FASTA records")
+            for name, n in lengths.items():
+                if n == 0:
+                    raise UserError(f"{self.path}: record {name!r} has no sequence")
+        except BaseException:
+            for tmp, _ in pending:  # a refused file leaves no index behind
+                tmp.unlink(missing_ok=True)
+            raise
+        for tmp, final in reversed(pending):  # the .gzi before the .fai that announces it
+            os.replace(tmp, final)
         return lengths
+
+    def _read_layout(self) -> dict[str, tuple[int, int, int]] | None:
+        """Per record ``(offset, bases per line, bytes per line)`` from the ``.fai`` of a plain (not bgzip) file.
+
+        Lets :meth:`fetch_bytes` read a record's bytes directly; None for bgzip, which goes through pyfaidx.
+        """
+        if str(self._fasta_path).endswith(".gz"):
+            return None
+        layout = {}
+        for line in self._index_path.read_text().splitlines():
+            name, _length, offset, bases, width = line.split("\t")[:5]
+            layout[name] = (int(offset), int(bases), int(width))
+        return layout if layout.keys() == self.lengths.keys() else None
+
+    def _open_raw(self):
+        return open(self._fasta_path, "rb")
 
     @property
     def fasta(self):
         """The pyfaidx handle, opened lazily once per process (safe with DataLoader workers)."""
-        if self._fasta is None or self._pid != os.getpid():
-            self._fasta = self._open()
-            self._pid = os.getpid()
-        return self._fasta
+        return self._handle.get()
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_fasta"] = None
-        state["_pid"] = None
-        return state
+    def close(self) -> None:
+        """Close this process's file handles (reopened on the next access)."""
+        self._handle.close()
+        self._raw.close()
 
     # -- access ----------------------------------------------------------------------------------
     @property
@@ -271,6 +316,27 @@ class Genome:
         if not 0 <= start <= end <= n:
             raise UserError(f"{self.path}: interval {seqid}:{start}-{end} is outside the record (length {n})")
         return str(self.fasta[seqid][start:end])
+
+    def fetch_bytes(self, seqid: str, start: int, end: int) -> bytes:
+        """Bases ``[start, end)`` of ``seqid`` as ASCII bytes, case as in the file (the fast path for bulk reads).
+
+        Plain files are read directly at the offsets of the ``.fai`` index (one read, line ends deleted);
+        bgzip files through pyfaidx. Any byte that is not ASCII stays as it is (it is not a base either way).
+        """
+        layout = self._layout.get(seqid) if self._layout is not None else None
+        if layout is None or seqid not in self.lengths:
+            return self.fetch(seqid, start, end).encode("ascii", "replace")
+        n = self.lengths[seqid]
+        if not 0 <= start <= end <= n:
+            raise UserError(f"{self.path}: interval {seqid}:{start}-{end} is outside the record (length {n})")
+        if start == end:
+            return b""
+        offset, bases, width = layout
+        first = offset + (start // bases) * width + start % bases
+        last = offset + ((end - 1) // bases) * width + (end - 1) % bases
+        fh = self._raw.get()
+        fh.seek(first)
+        return fh.read(last + 1 - first).translate(None, b"\r\n")
 
     def source(self) -> dict:
         """Provenance: file name and sha256 of the FASTA as given."""
@@ -394,18 +460,65 @@ def plan_splits(
 
 
 # -- windows --------------------------------------------------------------------------------------
-def iter_windows(
+# byte -> 1 for anything but A/C/G/T (either case), else 0: one bytes.translate pass marks the bases to count
+_NON_ACGT = bytes(0 if b in b"ACGTacgt" else 1 for b in range(256))
+_ACGT = b"ACGTacgt"
+PIECE_BP = 1 << 22  # bases read (and held) at a time by iter_window_batches
+
+
+@dataclass(frozen=True)
+class WindowBatch:
+    """Consecutive windows of one interval, read in one piece.
+
+    ``seq`` holds bases ``[start, start + len(seq))`` of ``seqid`` as they are in the FASTA, as bytes
+    (:meth:`Genome.fetch_bytes`). Kept window ``i`` is ``seq[offsets[i] : offsets[i] + window_bp]``, i.e. the
+    genome interval ``[start + offsets[i], start + offsets[i] + window_bp)``; ``n_skipped`` windows of the
+    piece were dropped by the N filter.
+    """
+
+    seqid: str
+    start: int
+    seq: bytes
+    offsets: np.ndarray  # (n,) int64, ascending multiples of the step
+    window_bp: int
+    n_skipped: int
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.seq)
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Genome start coordinate of each kept window."""
+        return self.start + self.offsets
+
+    def windows(self) -> Iterator[Window]:
+        for off in self.offsets.tolist():
+            yield Window(self.seqid, self.start + off, self.start + off + self.window_bp,
+                         self.seq[off : off + self.window_bp].decode("ascii", "replace"))
+
+
+def n_windows(length_bp: int, window_bp: int, step_bp: int) -> int:
+    """How many windows of ``window_bp`` fit in ``length_bp`` bases at starts ``0, step_bp, ...``."""
+    return 0 if length_bp < window_bp else (length_bp - window_bp) // step_bp + 1
+
+
+def iter_window_batches(
     genome: Genome,
     intervals: list[tuple[str, int, int]],
     window_bp: int,
     step_bp: int | None = None,
     max_n_frac: float = 0.1,
     stats: dict | None = None,
-) -> Iterator[Window]:
-    """Fixed-size windows tiled inside each interval, skipping those with too many non-ACGT bases.
+    piece_bp: int = PIECE_BP,
+) -> Iterator[WindowBatch]:
+    """Fixed-size windows tiled inside each interval, skipping those with too many non-ACGT bases, in batches.
 
     Window starts are ``start, start + step_bp, ...`` while the window ends inside the interval (a last
-    partial window is dropped). ``stats`` (if given) counts ``kept``, ``skipped_n`` and ``bp``.
+    partial window is dropped). A window is skipped when the fraction of its bases that are not A/C/G/T
+    (either case) is larger than ``max_n_frac`` (exactly ``max_n_frac`` is kept). Each interval is read in
+    pieces of about ``piece_bp`` bases (whole windows), and the N filter is computed for all windows of a piece
+    at once from a cumulative count. ``stats`` (if given) counts ``kept``, ``skipped_n`` and ``bp``.
     """
     if window_bp <= 0:
         raise UserError(f"window_bp must be positive, got {window_bp}")
@@ -415,19 +528,36 @@ def iter_windows(
     stats = stats if stats is not None else {}
     for key in ("kept", "skipped_n", "bp"):
         stats.setdefault(key, 0)
-    acgt = np.zeros(256, dtype=bool)
-    acgt[list(b"ACGTacgt")] = True
+    per_piece = n_windows(max(piece_bp, window_bp), window_bp, step_bp)
     for seqid, start, end in intervals:
-        if end - start < window_bp:
-            continue
-        seq = genome.fetch(seqid, start, end)  # one read per interval
-        codes = np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)
-        bad_cum = np.concatenate([[0], np.cumsum(~acgt[codes])])
-        for off in range(0, end - start - window_bp + 1, step_bp):
-            n_bad = bad_cum[off + window_bp] - bad_cum[off]
-            if n_bad > max_n_frac * window_bp:
-                stats["skipped_n"] += 1
-                continue
-            stats["kept"] += 1
-            stats["bp"] += window_bp
-            yield Window(seqid, start + off, start + off + window_bp, seq[off : off + window_bp])
+        total = n_windows(end - start, window_bp, step_bp)
+        for w0 in range(0, total, per_piece):
+            n = min(per_piece, total - w0)
+            a = start + w0 * step_bp
+            seq = genome.fetch_bytes(seqid, a, a + (n - 1) * step_bp + window_bp)
+            offsets = np.arange(n, dtype=np.int64) * step_bp
+            if seq.translate(None, _ACGT):  # some non-ACGT byte: count them per window
+                cum = np.zeros(len(seq) + 1, dtype=np.int64)
+                np.cumsum(np.frombuffer(seq.translate(_NON_ACGT), dtype=np.uint8), out=cum[1:])
+                n_bad = cum[offsets + window_bp] - cum[offsets]
+                # the fraction against max_n_frac, not the count against max_n_frac * window_bp: that product
+                # is rounded (0.29 * 100 = 28.999999999999996 would drop a window of exactly 29% N's)
+                offsets = offsets[~(n_bad / window_bp > max_n_frac)]
+            kept = len(offsets)
+            stats["kept"] += kept
+            stats["skipped_n"] += n - kept
+            stats["bp"] += kept * window_bp
+            yield WindowBatch(seqid, a, seq, offsets, window_bp, n - kept)
+
+
+def iter_windows(
+    genome: Genome,
+    intervals: list[tuple[str, int, int]],
+    window_bp: int,
+    step_bp: int | None = None,
+    max_n_frac: float = 0.1,
+    stats: dict | None = None,
+) -> Iterator[Window]:
+    """The windows of :func:`iter_window_batches` one at a time, as :class:`Window` records."""
+    for batch in iter_window_batches(genome, intervals, window_bp, step_bp, max_n_frac, stats):
+        yield from batch.windows()

@@ -13,7 +13,7 @@ Architecture (read top to bottom)::
   cos/sin tables are computed on the fly for the length seen and cached per (device, dtype).
 * **Attention** is whatever pattern the config names, built by :mod:`genomics_lm.attention`:
   ``bigbird`` (block-sparse: window + global + random blocks, a fixed seeded random plan per layer and head),
-  ``longformer`` (token band of ``longformer_window``, optionally per layer, plus global tokens such as
+  ``longformer`` (token band of ``window`` tokens, optionally one per layer, plus global tokens such as
   CLS), or ``dense``. The kernel (``backend``: flex / blocked / reference, or auto) is chosen by
   :func:`genomics_lm.attention.attend`; nothing here computes attention itself. Padding tokens are excluded
   as keys through ``key_padding_mask`` (and ``attend`` returns zeros at padded query positions).
@@ -24,8 +24,9 @@ Architecture (read top to bottom)::
 * **Heads**: :class:`MaskedLM` (BERT-style transform + decoder tied to the token embedding) returns
   logits (B, T, vocab); :class:`SequenceClassifier` pools (CLS token or mean over real tokens) and returns
   logits (B, num_labels); :class:`MultiLabelClassifier` is the same module flagged ``multi_label=True``
-  (C independent sigmoid outputs – the loss, BCE vs cross-entropy, lives in ``lit.py``).
-  ``forward`` returns hidden states or logits only; losses and metrics live in ``lit.py``.
+  (C independent sigmoid outputs – the loss, BCE vs cross-entropy, lives in the LightningModule).
+  ``forward`` returns hidden states or logits only; losses and metrics live in the LightningModules
+  (:mod:`genomics_lm.pretrain`).
 * **Init**: normal(0, 0.02) for embeddings and linear weights, zero biases, norms at 1; the residual output
   projections (attention out-proj and MLP fc2) get std 0.02 / sqrt(2 * n_layers) (GPT-2), or exactly zero
   with ``zero_init_residual=True`` (every block then starts as the identity).
@@ -38,8 +39,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
-from typing import Any, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -47,12 +48,15 @@ from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from genomics_lm.attention import BACKENDS, AttentionPattern, attend, make_pattern
+from genomics_lm.attention import AttentionPattern, attend, make_pattern
 from genomics_lm.errors import UserError
+from genomics_lm.tokenizer import PAD_ID, KmerTokenizer, TokenizerError
 
-N_SPECIAL = 5  # [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4, then the 4**k k-mers (DESIGN.md "Tokens")
-ATTENTION_TYPES = ("bigbird", "longformer", "dense")
-NORMS = ("layernorm", "rmsnorm")
+AttentionKind = Literal["bigbird", "longformer", "dense"]
+Backend = Literal["auto", "flex", "blocked", "reference"]
+Norm = Literal["layernorm", "rmsnorm"]
+ATTENTION_TYPES: tuple[str, ...] = AttentionKind.__args__
+NORMS: tuple[str, ...] = Norm.__args__
 
 
 class ConfigError(UserError, ValueError):
@@ -64,78 +68,98 @@ class ConfigError(UserError, ValueError):
 # ----------------------------------------------------------------------------------------------------
 
 
+def default_bigbird() -> dict[str, Any]:
+    """Parameters of :func:`genomics_lm.attention.bigbird` (the pattern's own names)."""
+    return {"block_size": 64, "window_blocks": 3, "global_blocks": 2, "random_blocks": 3, "seed": 0}
+
+
+def default_longformer() -> dict[str, Any]:
+    """Parameters of :func:`genomics_lm.attention.longformer` (the pattern's own names)."""
+    return {"window": 512, "global_tokens": [0], "dilation": 1, "block_size": 64}
+
+
 @dataclass
 class ModelConfig:
-    """Everything that defines the encoder. JSON-able through :meth:`to_dict` / :meth:`from_dict`."""
+    """Everything that defines the encoder; JSON-able through :meth:`to_dict` / :meth:`from_dict`.
 
-    # --- tokens (must match the tokenizer / HDF5 store) ---
-    k: int = 6  # k-mer length
-    stride: int = 6  # tokenizer stride (k = non-overlapping; 1 = DNABERT-style overlapping); not used by the net
-    vocab_size: int | None = None  # 5 specials + 4**k; None = derive from k
-    pad_id: int = 0  # [PAD] id: excluded as attention key, default attention_mask = input_ids != pad_id
+    Args:
+        tokenizer: the k-mer tokenizer the model reads (k, stride); the vocabulary size follows from k.
+            Must match the token stores (checked when they are opened).
+        d_model: hidden width.
+        n_layers: number of transformer blocks.
+        n_heads: attention heads; head_dim = d_model / n_heads must be even (rotary embeddings).
+        d_ff: inner width of the MLP.
+        dropout: dropout on embeddings, residual branches and the classifier input (0 to <1).
+        norm: layernorm or rmsnorm.
+        rope_base: rotary base (theta); larger = longer wavelengths.
+        zero_init_residual: zero-init the attention output projection and MLP fc2 (blocks start as identity).
+        gradient_checkpointing: recompute each block in the backward pass (training only): less memory.
+        attention: which attention pattern the model uses: bigbird (block-sparse: window + global + random
+            blocks), longformer (token band + global tokens) or dense (the baseline).
+        backend: attention kernel: auto (flex on CUDA, blocked on CPU), flex, blocked, or reference (tests).
+        bigbird: the BigBird pattern's parameters (block_size, window_blocks, global_blocks, random_blocks,
+            seed), used when attention=bigbird. The random plan is fixed by the seed: the same in training
+            and inference.
+        longformer: the Longformer pattern's parameters (window: total band width, even, or one per layer;
+            global_tokens: positions that attend everywhere, e.g. [0] for CLS; dilation; block_size: kernel
+            tile only), used when attention=longformer.
+    """
+
+    # --- tokens (must match the HDF5 token store) ---
+    tokenizer: KmerTokenizer = field(default_factory=lambda: KmerTokenizer(6, 6))
 
     # --- transformer size ---
-    d_model: int = 256  # hidden width
-    n_layers: int = 4  # number of transformer blocks
-    n_heads: int = 8  # attention heads; head_dim = d_model // n_heads (must be even for RoPE)
-    d_ff: int = 1024  # MLP inner width
-    dropout: float = 0.1  # dropout on embeddings, residual branches and classifier input
-    norm: str = "layernorm"  # "layernorm" | "rmsnorm"
-    rope_base: float = 10000.0  # rotary base (theta); larger = slower rotation, longer wavelengths
-    zero_init_residual: bool = False  # zero-init attention out-proj and MLP fc2 (blocks start as identity)
-    gradient_checkpointing: bool = False  # recompute each block in backward (training only): less memory
+    d_model: int = 256
+    n_layers: int = 4
+    n_heads: int = 8
+    d_ff: int = 1024
+    dropout: float = 0.1
+    norm: Norm = "layernorm"
+    rope_base: float = 10000.0
+    zero_init_residual: bool = False
+    gradient_checkpointing: bool = False
 
-    # --- attention pattern (genomics_lm.attention) ---
-    attention: str = "bigbird"  # "bigbird" | "longformer" | "dense"
-    backend: str = "auto"  # "auto" | "flex" | "blocked" | "reference" (auto: blocked for CPU training)
-    # bigbird
-    block_size: int = 64  # BigBird: tokens per block; Longformer: kernel tile only (does not change the pattern)
-    window_blocks: int = 3  # sliding window in blocks (odd: the block itself and (w-1)/2 each side)
-    global_blocks: int = 2  # global blocks (first and last)
-    random_blocks: int = 3  # random key blocks per query block, per layer and head
-    attn_seed: int = 0  # seed of the random plan: fixed for the model, same in training and inference
-    # longformer
-    longformer_window: int | list[int] = 512  # total band width (even; 512 = 256 each side), or one per layer
-    longformer_dilation: int = 1  # dilation of the band
-    global_tokens: tuple[int, ...] = (0,)  # positions that attend everywhere and are attended by all (CLS)
+    # --- attention: the kind, the kernel, and each pattern's own parameters (genomics_lm.attention) ---
+    attention: AttentionKind = "bigbird"
+    backend: Backend = "auto"
+    bigbird: dict[str, Any] = field(default_factory=default_bigbird)
+    longformer: dict[str, Any] = field(default_factory=default_longformer)
 
     def __post_init__(self) -> None:
-        if self.vocab_size is None and isinstance(self.k, int):
-            self.vocab_size = N_SPECIAL + 4**self.k
-        if isinstance(self.global_tokens, list):
-            self.global_tokens = tuple(self.global_tokens)
+        if isinstance(self.tokenizer, Mapping):
+            self.tokenizer = KmerTokenizer.from_dict(dict(self.tokenizer))
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
 
+    @property
+    def vocab_size(self) -> int:
+        """5 specials + 4**k, from the tokenizer record."""
+        return self.tokenizer.vocab_size
+
     # --- checks -------------------------------------------------------------------------------------
 
     def validate(self) -> ModelConfig:
-        """Raise :class:`ConfigError` (a ``ValueError``) naming the numbers that disagree; return self."""
+        """Raise :class:`ConfigError` (a ``ValueError``) naming the numbers that disagree; return self.
+
+        The attention parameters are checked by the pattern itself (:meth:`attention_pattern`), once.
+        """
 
         def bad(msg: str) -> None:
             raise ConfigError(f"ModelConfig: {msg}")
 
-        for name in ("k", "stride", "d_model", "n_layers", "n_heads", "d_ff", "block_size"):
+        if not isinstance(self.tokenizer, KmerTokenizer):
+            bad(f"tokenizer must be a KmerTokenizer or {{'k': ..., 'stride': ...}}, got {self.tokenizer!r}")
+        for name in ("d_model", "n_layers", "n_heads", "d_ff"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 bad(f"{name} must be a positive integer, got {value!r}")
-        expected_vocab = N_SPECIAL + 4**self.k
-        if self.vocab_size != expected_vocab:
-            bad(
-                f"vocab_size={self.vocab_size} but k={self.k} needs "
-                f"{N_SPECIAL} specials + 4**{self.k} = {expected_vocab}"
-            )
-        if not 0 <= self.pad_id < self.vocab_size:
-            bad(f"pad_id={self.pad_id} outside the vocabulary [0, {self.vocab_size})")
         if self.d_model % self.n_heads:
             bad(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if self.head_dim % 2:
-            bad(
-                f"head_dim = d_model / n_heads = {self.d_model}/{self.n_heads} = {self.head_dim} "
-                "must be even for rotary embeddings"
-            )
+            bad(f"head_dim = d_model / n_heads = {self.d_model}/{self.n_heads} = {self.head_dim} "
+                "must be even for rotary embeddings")
         if not 0.0 <= self.dropout < 1.0:
             bad(f"dropout={self.dropout} must be in [0, 1)")
         if self.norm not in NORMS:
@@ -144,38 +168,23 @@ class ModelConfig:
             bad(f"rope_base={self.rope_base} must be > 0")
         if self.attention not in ATTENTION_TYPES:
             bad(f"attention={self.attention!r}, choose from {ATTENTION_TYPES}")
+        from genomics_lm.attention import BACKENDS
+
         if self.backend not in BACKENDS:
             bad(f"backend={self.backend!r}, choose from {BACKENDS}")
-        for name in ("window_blocks", "global_blocks", "random_blocks", "longformer_dilation"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                bad(f"{name} must be a non-negative integer, got {value!r}")
-        if isinstance(self.longformer_window, (list, tuple)):
-            if len(self.longformer_window) != self.n_layers:
-                n = len(self.longformer_window)
-                bad(f"longformer_window has {n} per-layer values but n_layers={self.n_layers}")
-            windows = list(self.longformer_window)
-        else:
-            windows = [self.longformer_window]
-        if any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in windows):
-            bad(f"longformer_window must be a positive int or a list of them, got {self.longformer_window!r}")
-        if any(not isinstance(g, int) or g < 0 for g in self.global_tokens):
-            bad(f"global_tokens must be non-negative positions, got {self.global_tokens!r}")
-        # the attention package checks its own parameters (window_blocks odd, windows even, ...): surface them here
-        try:
-            self.attention_pattern()
-        except (ValueError, TypeError) as exc:
-            bad(f"attention pattern rejected: {exc}")
+        for kind in ("bigbird", "longformer"):
+            if not isinstance(getattr(self, kind), Mapping):
+                bad(f"{kind} must be a mapping of the pattern's parameters, got {getattr(self, kind)!r}")
+        self.attention_pattern()
         return self
 
     # --- serialisation ------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain JSON-able dict (tuples become lists); :meth:`from_dict` rebuilds the config."""
-        d = dataclasses.asdict(self)
-        d["global_tokens"] = list(self.global_tokens)
-        if isinstance(self.longformer_window, (list, tuple)):
-            d["longformer_window"] = list(self.longformer_window)
+        """A plain JSON-able dict (the tokenizer as its record); :meth:`from_dict` rebuilds the config."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["tokenizer"] = self.tokenizer.to_dict()
+        d["bigbird"], d["longformer"] = _plain(self.bigbird), _plain(self.longformer)
         return d
 
     @classmethod
@@ -186,10 +195,11 @@ class ModelConfig:
         if unknown:
             raise ConfigError(f"ModelConfig: unknown keys {unknown}; known keys are {sorted(known)}")
         d = dict(d)
-        if "global_tokens" in d:
-            d["global_tokens"] = tuple(d["global_tokens"])
-        if isinstance(d.get("longformer_window"), tuple):
-            d["longformer_window"] = list(d["longformer_window"])
+        if "tokenizer" in d:
+            try:
+                d["tokenizer"] = KmerTokenizer.from_dict(d["tokenizer"])
+            except TokenizerError as exc:
+                raise ConfigError(f"ModelConfig: tokenizer: {exc}") from None
         return cls(**d).validate()
 
     # --- attention patterns -------------------------------------------------------------------------
@@ -198,30 +208,27 @@ class ModelConfig:
         """The model's attention pattern, one object for all layers (``.to_dict()`` goes into checkpoints).
 
         Per-layer differences live inside it and are selected by the ``layer`` argument of :func:`attend`:
-        BigBird's random blocks differ per layer and head (drawn from ``attn_seed``, the layer, the head and
-        the number of blocks), and a Longformer ``longformer_window`` list gives each layer its own band.
+        BigBird's random blocks differ per layer and head (drawn from its seed, the layer, the head and the
+        number of blocks), and a Longformer ``window`` list gives each layer its own band.
         """
-        if self.attention == "bigbird":
-            return make_pattern(
-                "bigbird",
-                block_size=self.block_size,
-                window_blocks=self.window_blocks,
-                global_blocks=self.global_blocks,
-                random_blocks=self.random_blocks,
-                seed=self.attn_seed,
-            )
-        if self.attention == "longformer":
-            w = self.longformer_window
-            return make_pattern(
-                "longformer",
-                window=list(w) if isinstance(w, (list, tuple)) else w,
-                global_tokens=tuple(self.global_tokens),
-                dilation=self.longformer_dilation,
-                block_size=self.block_size,
-            )
-        if self.attention == "dense":
-            return make_pattern("dense")
-        raise ConfigError(f"ModelConfig: attention={self.attention!r}, choose from {ATTENTION_TYPES}")
+        params = {} if self.attention == "dense" else dict(getattr(self, self.attention))
+        window = params.get("window")
+        if self.attention == "longformer" and isinstance(window, (list, tuple)) and len(window) != self.n_layers:
+            raise ConfigError(f"ModelConfig: longformer window has {len(window)} per-layer values but "
+                              f"n_layers={self.n_layers}")
+        try:
+            return make_pattern(self.attention, **params)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"ModelConfig: {self.attention} pattern {params}: {exc}") from None
+
+
+def _plain(x: Any) -> Any:
+    """Tuples as lists, recursively (JSON and YAML friendly)."""
+    if isinstance(x, Mapping):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -366,7 +373,7 @@ class Encoder(nn.Module):
         _init_weights(self, config)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """input_ids (B, T) long; attention_mask (B, T) bool, True = real token (default: input_ids != pad_id).
+        """input_ids (B, T) long; attention_mask (B, T) bool, True = real token (default: input_ids != PAD_ID).
 
         Returns the hidden states (B, T, d_model). Positions where attention_mask is False are never attended
         to; their own hidden states are meaningless (ignore them downstream).
@@ -374,7 +381,7 @@ class Encoder(nn.Module):
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")
         if attention_mask is None:
-            attention_mask = input_ids != self.config.pad_id
+            attention_mask = input_ids != PAD_ID
         elif attention_mask.shape != input_ids.shape:
             raise ValueError(
                 f"attention_mask shape {tuple(attention_mask.shape)} != input_ids shape {tuple(input_ids.shape)}"
@@ -415,11 +422,18 @@ class MaskedLM(nn.Module):
         """The output projection (vocab_size, d_model): the token embedding itself (weight tying)."""
         return self.encoder.tok_emb.weight
 
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The LM head on hidden states (..., d_model) -> logits (..., vocab_size).
+
+        Pretraining applies it to the masked positions only (the vocabulary projection is the largest matmul
+        of a small model); :meth:`forward` applies it everywhere.
+        """
+        h = self.transform_norm(F.gelu(self.transform(hidden)))  # (..., d_model)
+        return F.linear(h, self.decoder_weight, self.decoder_bias)  # (..., vocab_size)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """input_ids (B, T) long, attention_mask (B, T) bool | None -> logits (B, T, vocab_size)."""
-        h = self.encoder(input_ids, attention_mask)  # (B, T, d_model)
-        h = self.transform_norm(F.gelu(self.transform(h)))  # (B, T, d_model)
-        return F.linear(h, self.decoder_weight, self.decoder_bias)  # (B, T, vocab_size)
+        return self.head(self.encoder(input_ids, attention_mask))  # (B, T, vocab_size)
 
 
 POOLINGS = ("cls", "mean")
@@ -431,7 +445,7 @@ class SequenceClassifier(nn.Module):
     ``pooling="cls"`` takes the hidden state at position 0 (the [CLS] token the tokenizer puts first);
     ``pooling="mean"`` averages over real (non-pad) tokens. ``multi_label`` only records how the logits are
     meant: False = one class out of ``num_labels`` (softmax / cross-entropy), True = ``num_labels``
-    independent binary labels (sigmoid / BCE, e.g. chromatin features). The loss lives in ``lit.py``.
+    independent binary labels (sigmoid / BCE, e.g. chromatin features). The loss lives in the LightningModule.
     """
 
     def __init__(self, config: ModelConfig, num_labels: int, pooling: str = "cls", multi_label: bool = False):
@@ -452,7 +466,7 @@ class SequenceClassifier(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """input_ids (B, T) long, attention_mask (B, T) bool | None -> logits (B, num_labels)."""
         if attention_mask is None:
-            attention_mask = input_ids != self.config.pad_id
+            attention_mask = input_ids != PAD_ID
         h = self.encoder(input_ids, attention_mask)  # (B, T, d_model)
         if self.pooling == "cls":
             pooled = h[:, 0]  # (B, d_model)
@@ -463,7 +477,7 @@ class SequenceClassifier(nn.Module):
 
 
 class MultiLabelClassifier(SequenceClassifier):
-    """:class:`SequenceClassifier` with ``multi_label=True``: C independent binary labels (BCE in ``lit.py``)."""
+    """:class:`SequenceClassifier` with ``multi_label=True``: C independent binary labels (BCE in the LightningModule)."""
 
     def __init__(self, config: ModelConfig, num_labels: int, pooling: str = "cls"):
         super().__init__(config, num_labels, pooling=pooling, multi_label=True)

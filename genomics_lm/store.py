@@ -17,10 +17,15 @@ Files are written under a temporary name in the same folder and renamed when com
 job never leaves a file that looks whole. The reader opens the HDF5 handle lazily, once per process,
 so a :class:`TokenStore` can be handed to DataLoader workers (each worker opens its own handle).
 
-Compression and chunks (measured with ``genomics-lm bench tokenizer`` on E. coli, 6-mers, 4096-token
-rows): 6-mer ids are nearly incompressible (lzf and gzip gain 1.1-1.3x) while gzip writes far slower,
-so the default is no compression; ``compression="lzf"`` or ``"gzip"`` is available. Chunks hold whole
-rows (a DataLoader reads one row at a time) and about 64 KiB each, so a random read touches one chunk.
+Compression and chunks: k-mer ids barely compress while gzip writes far slower (``genomics-lm bench
+tokenizer``; figures in the README's Benchmarks section), so the default is no compression;
+``compression="lzf"`` or ``"gzip"`` is available. Chunks hold whole rows (a DataLoader reads one row at a
+time) and about 64 KiB each, so a random read touches one chunk.
+
+The tokenizer (``k``, ``stride``) is one :class:`~genomics_lm.tokenizer.KmerTokenizer` record: the writer
+takes it, the reader gives it back as :attr:`TokenStore.tokenizer` and compares it with what a model expects
+by :func:`~genomics_lm.tokenizer.check_same_tokenizer`. In the file it is the attributes ``k``, ``stride``
+and ``vocab_size``, as always.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -35,7 +41,8 @@ import numpy as np
 
 from genomics_lm import __version__
 from genomics_lm.errors import UserError
-from genomics_lm.tokenizer import token_dtype, vocab_size
+from genomics_lm.files import PerProcess, atomic_write, check_output_path
+from genomics_lm.tokenizer import KmerTokenizer, TokenizerError, check_same_tokenizer
 
 FORMAT = "genomics_lm.tokens"
 FORMAT_VERSION = 1
@@ -43,52 +50,22 @@ CHUNK_BYTES = 64 * 1024
 COMPRESSIONS = ("none", "lzf", "gzip")
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse an existing output unless ``overwrite``, or an output path that is a folder (creates nothing)."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise UserError(f"{path}: output exists (use --overwrite to replace it)")
-    if path.is_dir():
-        raise UserError(f"{path}: output is a directory")
-    return path
-
-
-def _make_parents(path: Path) -> list[Path]:
-    """Create the missing parent folders of ``path``; return them, deepest first (to remove them on failure)."""
-    missing = []
-    for parent in path.parents:
-        if parent.exists():
-            break
-        missing.append(parent)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return missing
-
-
-def _remove_if_empty(folders: list[Path]) -> None:
-    for folder in folders:  # deepest first
-        try:
-            folder.rmdir()
-        except OSError:  # not empty (another output landed there) or already gone
-            break
-
-
 class TokenStoreWriter:
     """Append rows of token windows to a new HDF5 token store; atomic on success.
 
     Use as a context manager::
 
-        with TokenStoreWriter("train.h5", k=6, stride=6, window_tokens=4096, source=genome.source(),
-                              split="train", config=cfg) as w:
+        with TokenStoreWriter("train.h5", tokenizer=KmerTokenizer(6), window_tokens=4096,
+                              source=genome.source(), split="train", config=cfg) as w:
             w.append(tokens, seqid=["chr1"], start=[0], end=[24576])
 
-    On an exception inside the ``with`` block the temporary file is deleted and nothing is left behind.
+    The file is written under a temporary name and renamed when the ``with`` block completes. On an exception
+    inside the block the temporary file is deleted, the folders the writer created are removed again, and
+    nothing is left behind.
 
     Args:
-        path: final file name. k, stride: tokenizer. window_tokens: row length L.
+        path: final file name. tokenizer: the :class:`~genomics_lm.tokenizer.KmerTokenizer` (or its dict),
+            stored as the attributes ``k``, ``stride`` and ``vocab_size``. window_tokens: row length L.
         window_bp: bases per row (default ``(L - 1) * stride + k``).
         source: provenance dict (``file``, ``sha256``, ...). split: split name.
         config: the full config (JSON-able) that produced the file. label_names: for task files.
@@ -100,8 +77,7 @@ class TokenStoreWriter:
         self,
         path: str | os.PathLike,
         *,
-        k: int,
-        stride: int,
+        tokenizer: KmerTokenizer | dict,
         window_tokens: int,
         source: dict,
         split: str,
@@ -117,18 +93,17 @@ class TokenStoreWriter:
         if window_tokens <= 0:
             raise UserError(f"window_tokens must be positive, got {window_tokens}")
         self.path = check_output_path(path, overwrite)
-        self.k, self.stride, self.L = int(k), int(stride), int(window_tokens)
-        self.dtype = token_dtype(self.k)
+        self.tokenizer = KmerTokenizer.from_dict(tokenizer)
+        self.L = int(window_tokens)
+        self.dtype = self.tokenizer.dtype
         self.label_names = list(label_names) if label_names is not None else None
         self.softmask = bool(softmask)
         self.attrs = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "k": self.k,
-            "stride": self.stride,
-            "vocab_size": vocab_size(self.k),
+            **self.tokenizer.to_dict(),  # k, stride, vocab_size
             "window_tokens": self.L,
-            "window_bp": int(window_bp if window_bp is not None else (self.L - 1) * self.stride + self.k),
+            "window_bp": int(window_bp if window_bp is not None else self.tokenizer.window_bp(self.L)),
             "source": json.dumps(source, sort_keys=True),
             "split": split,
             "label_names": json.dumps(self.label_names or []),
@@ -138,26 +113,30 @@ class TokenStoreWriter:
         self.compression = None if compression == "none" else compression
         self.n = 0
         self._h5 = None
-        self._tmp = _tmp_name(self.path)
-        self._made = _make_parents(self.path)
+        self._write = None  # the atomic_write context of the open file
 
     def __enter__(self) -> "TokenStoreWriter":
         import h5py
 
-        self._h5 = h5py.File(self._tmp, "w")
-        rows = max(1, CHUNK_BYTES // (self.L * self.dtype.itemsize))
-        f = self._h5
-        f.create_dataset("tokens", shape=(0, self.L), maxshape=(None, self.L), dtype=self.dtype,
-                         chunks=(rows, self.L), compression=self.compression)
-        # per-row coordinates are small (a few bytes a row): kept in memory, written contiguously at close
-        self._meta = {"seqid": [], "start": [], "end": [], "strand": []}
-        if self.softmask:
-            f.create_dataset("softmask", shape=(0, self.L), maxshape=(None, self.L), dtype=np.uint8,
-                             chunks=(max(1, CHUNK_BYTES // self.L), self.L), compression="lzf")
-        if self.label_names is not None:
-            C = len(self.label_names)
-            f.create_dataset("labels", shape=(0, C), maxshape=(None, C), dtype=np.float32,
-                             chunks=(max(1, 65536 // max(C, 1)), C))
+        self._write = atomic_write(self.path)  # creates missing folders; removes them again on failure
+        tmp = self._write.__enter__()
+        try:
+            self._h5 = f = h5py.File(tmp, "w")
+            rows = max(1, CHUNK_BYTES // (self.L * self.dtype.itemsize))
+            f.create_dataset("tokens", shape=(0, self.L), maxshape=(None, self.L), dtype=self.dtype,
+                             chunks=(rows, self.L), compression=self.compression)
+            # per-row coordinates are small (a few bytes a row): kept in memory, written contiguously at close
+            self._meta = {"seqid": [], "start": [], "end": [], "strand": []}
+            if self.softmask:
+                f.create_dataset("softmask", shape=(0, self.L), maxshape=(None, self.L), dtype=np.uint8,
+                                 chunks=(max(1, CHUNK_BYTES // self.L), self.L), compression="lzf")
+            if self.label_names is not None:
+                C = len(self.label_names)
+                f.create_dataset("labels", shape=(0, C), maxshape=(None, C), dtype=np.float32,
+                                 chunks=(max(1, 65536 // max(C, 1)), C))
+        except BaseException:
+            self._abort(*sys.exc_info())
+            raise
         return self
 
     def append(self, tokens, *, seqid, start, end, strand=None, labels=None, softmask=None) -> None:
@@ -175,6 +154,8 @@ class TokenStoreWriter:
         for name, col in list(cols.items()) + [("strand", strand)]:
             if len(col) != n:
                 raise ValueError(f"{name} has {len(col)} entries for {n} rows")
+        if n == 0:
+            return
         f, a, b = self._h5, self.n, self.n + n
         f["tokens"].resize(b, axis=0)
         f["tokens"][a:b] = tokens.astype(self.dtype, copy=False)
@@ -193,31 +174,45 @@ class TokenStoreWriter:
             f["labels"][a:b] = labels
         self.n = b
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def _finish(self) -> None:
+        """Write the per-row coordinates and the attributes, and close the file."""
+        import h5py
+
+        f = self._h5
+        meta = {name: (np.concatenate(parts) if parts else np.zeros(0)) for name, parts in self._meta.items()}
+        f.create_dataset("seqid", data=np.asarray(meta["seqid"], dtype=object).astype(str).tolist() if self.n else [],
+                         dtype=h5py.string_dtype("utf-8"))
+        f.create_dataset("start", data=meta["start"].astype(np.int64))
+        f.create_dataset("end", data=meta["end"].astype(np.int64))
+        f.create_dataset("strand", data=meta["strand"].astype("S1"))
+        f.attrs.update(self.attrs)
+        f.attrs["n_rows"] = self.n
+        f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        self._h5 = None
+        f.close()
+
+    def _abort(self, exc_type, exc, tb) -> None:
+        """Close and delete the temporary file; remove the folders this writer created."""
         f, self._h5 = self._h5, None
+        if f is not None:
+            try:
+                f.close()
+            except Exception:
+                pass
+        write, self._write = self._write, None
+        write.__exit__(exc_type, exc, tb)  # atomic_write: unlink the temporary file, remove created folders
+
+    def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            f.close()
-            self._tmp.unlink(missing_ok=True)
-            _remove_if_empty(self._made)
+            self._abort(exc_type, exc, tb)
             return
         try:
-            import h5py
-
-            meta = {name: (np.concatenate(parts) if parts else np.zeros(0)) for name, parts in self._meta.items()}
-            f.create_dataset("seqid", data=np.asarray(meta["seqid"], dtype=object).astype(str).tolist() if self.n else [],
-                             dtype=h5py.string_dtype("utf-8"))
-            f.create_dataset("start", data=meta["start"].astype(np.int64))
-            f.create_dataset("end", data=meta["end"].astype(np.int64))
-            f.create_dataset("strand", data=meta["strand"].astype("S1"))
-            f.attrs.update(self.attrs)
-            f.attrs["n_rows"] = self.n
-            f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-            f.close()
-            os.replace(self._tmp, self.path)
+            self._finish()
         except BaseException:
-            self._tmp.unlink(missing_ok=True)
-            _remove_if_empty(self._made)
+            self._abort(*sys.exc_info())
             raise
+        write, self._write = self._write, None
+        write.__exit__(None, None, None)  # rename into place
 
 
 class TokenStore:
@@ -225,18 +220,20 @@ class TokenStore:
 
     Args:
         path: the ``.h5`` file.
-        expect_k, expect_stride, expect_vocab_size: refuse a store made with other tokenizer settings
-            (e.g. a model trained on 6-mers given a 4-mer store).
+        expect: refuse a store made with another tokenizer (e.g. a model trained on 6-mers given a 4-mer
+            store); the message names both sides, the other one as ``expect_name``.
+        expect_name: how to name the expecting side in that message (default ``"the model"``).
+        allow_empty: accept a store without rows.
     Raises:
         UserError: missing file, not HDF5 / truncated, not a genomics_lm token store, unsupported
-            format version, mismatched k/stride/vocabulary, no rows.
+            format version, invalid or mismatched tokenizer attributes, no rows.
 
     ``store[i]`` returns the token row ``i`` as a numpy array (L,). The h5py handle is opened on first
     access in each process and never shared across processes (pickling drops it).
     """
 
-    def __init__(self, path: str | os.PathLike, *, expect_k: int | None = None, expect_stride: int | None = None,
-                 expect_vocab_size: int | None = None, allow_empty: bool = False):
+    def __init__(self, path: str | os.PathLike, *, expect: KmerTokenizer | None = None,
+                 expect_name: str = "the model", allow_empty: bool = False):
         import h5py
 
         self.path = Path(path)
@@ -257,12 +254,12 @@ class TokenStore:
         if shape is None or len(shape) != 2:
             raise UserError(f"{self.path}: token store has no 2-D /tokens dataset")
         self.attrs = attrs
-        self.k, self.stride = int(attrs["k"]), int(attrs["stride"])
-        self.vocab_size = int(attrs["vocab_size"])
-        for what, want, have in (("k", expect_k, self.k), ("stride", expect_stride, self.stride),
-                                 ("vocab_size", expect_vocab_size, self.vocab_size)):
-            if want is not None and int(want) != have:
-                raise UserError(f"{self.path}: token store has {what}={have} but the model expects {what}={want}")
+        try:
+            self.tokenizer = KmerTokenizer.from_dict({key: attrs.get(key) for key in ("k", "stride", "vocab_size")})
+        except (TokenizerError, TypeError, ValueError) as exc:
+            raise UserError(f"{self.path}: invalid tokenizer attributes ({exc})") from None
+        if expect is not None:
+            check_same_tokenizer(self.tokenizer, KmerTokenizer.from_dict(expect), f"token store {self.path}", expect_name)
         self.n_rows, self.window_tokens = int(shape[0]), int(shape[1])
         if self.n_rows == 0 and not allow_empty:
             raise UserError(f"{self.path}: token store has no rows (split {attrs.get('split')!r} is empty)")
@@ -270,29 +267,34 @@ class TokenStore:
         self.label_names = json.loads(attrs.get("label_names", "[]"))
         self.has_labels = has_labels
         self.has_softmask = has_softmask
-        self._h5 = None
-        self._pid = None
+        self._handle = PerProcess(self._open)
+
+    # -- tokenizer conveniences (read-only, from the record) ----------------------------------------
+    @property
+    def k(self) -> int:
+        return self.tokenizer.k
+
+    @property
+    def stride(self) -> int:
+        return self.tokenizer.stride
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
 
     # -- lazy per-process handle -----------------------------------------------------------------
+    def _open(self):
+        import h5py
+
+        return h5py.File(self.path, "r")
+
     @property
     def h5(self):
-        if self._h5 is None or self._pid != os.getpid():
-            import h5py
-
-            self._h5 = h5py.File(self.path, "r")
-            self._pid = os.getpid()
-        return self._h5
+        """The h5py file, opened lazily once per process (safe with DataLoader workers)."""
+        return self._handle.get()
 
     def close(self) -> None:
-        if self._h5 is not None and self._pid == os.getpid():
-            self._h5.close()
-        self._h5 = None
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_h5"] = None
-        state["_pid"] = None
-        return state
+        self._handle.close()
 
     def __del__(self):
         try:
@@ -334,4 +336,5 @@ class TokenStore:
         return json.loads(self.attrs.get("config", "{}"))
 
     def __repr__(self) -> str:
-        return f"TokenStore({str(self.path)!r}, rows={self.n_rows}, L={self.window_tokens}, k={self.k}, stride={self.stride}, split={self.split!r})"
+        return (f"TokenStore({str(self.path)!r}, rows={self.n_rows}, L={self.window_tokens}, "
+                f"{self.tokenizer.describe()}, split={self.split!r})")

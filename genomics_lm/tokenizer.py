@@ -20,6 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from genomics_lm.errors import UserError
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
 N_SPECIAL = len(SPECIAL_TOKENS)
@@ -222,19 +224,41 @@ def reverse_complement(seq: str) -> str:
 
 @dataclass(frozen=True)
 class KmerTokenizer:
-    """A k-mer tokenizer with fixed ``k`` and ``stride`` (what a checkpoint or token store records)."""
+    """The tokenizer record: ``k`` and ``stride``, the one home of these facts.
 
-    k: int = 6
-    stride: int = 6
+    Token stores, :class:`~genomics_lm.model.ModelConfig` and checkpoints carry this record (as
+    :meth:`to_dict`); the vocabulary size is derived from it, and :func:`check_same_tokenizer` compares two of
+    them.
+
+    Args:
+        k: k-mer length, 1..8 (vocabulary: 5 special tokens + 4**k k-mers)
+        stride: step between k-mer starts, 1..k: k = non-overlapping k-mers, 1 = overlapping (DNABERT
+            style); None = k
+    """
+
+    k: int = 6  # k-mer length, 1..8
+    stride: int | None = None  # step between k-mer starts, 1..k (None = k: non-overlapping)
 
     def __post_init__(self):
-        check_k(self.k)
-        if not 1 <= self.stride <= self.k:
-            raise ValueError(f"stride must be from 1 to k={self.k}, got {self.stride}")
+        try:
+            k = check_k(self.k)
+        except ValueError as exc:
+            raise TokenizerError(str(exc)) from None
+        stride = k if self.stride is None else self.stride
+        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or not 1 <= stride <= k:
+            raise TokenizerError(f"stride must be an integer from 1 to k={k}, got {self.stride!r}")
+        object.__setattr__(self, "k", k)
+        object.__setattr__(self, "stride", int(stride))
 
     @property
     def vocab_size(self) -> int:
+        """5 specials + 4**k."""
         return vocab_size(self.k)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Token array dtype: uint16 for k <= 7, uint32 for k = 8."""
+        return token_dtype(self.k)
 
     def encode(self, seq) -> np.ndarray:
         return encode(seq, self.k, self.stride)
@@ -254,5 +278,42 @@ class KmerTokenizer:
             return SPECIAL_TOKENS[token_id]
         return decode([token_id], self.k)
 
+    def describe(self) -> str:
+        return f"k={self.k} stride={self.stride}"
+
     def to_dict(self) -> dict:
+        """``{"k", "stride", "vocab_size"}`` (vocab_size for readers of the file; it is derived from k)."""
         return {"k": self.k, "stride": self.stride, "vocab_size": self.vocab_size}
+
+    @classmethod
+    def from_dict(cls, d) -> "KmerTokenizer":
+        """Inverse of :meth:`to_dict`; a recorded ``vocab_size`` must agree with ``k``."""
+        if isinstance(d, KmerTokenizer):
+            return d
+        if not isinstance(d, dict) or "k" not in d:
+            raise TokenizerError(f"not a tokenizer record (expected {{'k': ..., 'stride': ...}}, got {d!r})")
+        unknown = sorted(set(d) - {"k", "stride", "vocab_size"})
+        if unknown:
+            raise TokenizerError(f"unknown tokenizer keys {unknown} (known: k, stride, vocab_size)")
+        tok = cls(int(d["k"]), None if d.get("stride") is None else int(d["stride"]))
+        if d.get("vocab_size") is not None and int(d["vocab_size"]) != tok.vocab_size:
+            raise TokenizerError(f"vocab_size={d['vocab_size']} does not match k={tok.k} "
+                                 f"({N_SPECIAL} specials + 4**{tok.k} = {tok.vocab_size})")
+        return tok
+
+
+class TokenizerError(UserError, ValueError):
+    """An invalid tokenizer record (a ``ValueError``, and a one-line ``UserError`` on the command line)."""
+
+
+class TokenizerMismatch(UserError):
+    """Two tokenizer records that disagree (a store and a model, a checkpoint and a task)."""
+
+
+def check_same_tokenizer(have: KmerTokenizer, want: KmerTokenizer, have_name: str, want_name: str) -> None:
+    """Raise a one-line error unless two tokenizer records agree, naming both sides, e.g.
+
+    ``token store tokens/val.h5 has k=3 stride=3, the checkpoint was trained with k=6 stride=6``.
+    """
+    if (have.k, have.stride) != (want.k, want.stride):
+        raise TokenizerMismatch(f"{have_name} has {have.describe()}, {want_name} has {want.describe()}")

@@ -19,31 +19,16 @@ Runs are resumed (``--resume``) when their folder exists, so a rerun only redraw
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from genomics_lm.files import default_data_dir
+from genomics_lm.summary import read_metrics, series  # RUN/csv/metrics.csv, one file per run (appended on resume)
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def read_metrics(run: Path) -> list[dict]:
-    rows = []
-    for path in sorted(run.glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1])):
-        with open(path) as f:
-            rows += list(csv.DictReader(f))
-    return rows
-
-
-def series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
-    pts = {}
-    for r in rows:
-        if r.get(key) not in (None, ""):
-            pts[int(r["step"])] = float(r[key])  # a resumed run may log a step twice: keep the last
-    steps = sorted(pts)
-    return steps, [pts[s] for s in steps]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         i = argv.index("--")
         argv, extra = argv[:i], argv[i + 1:]
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--fasta", default=str(REPO.parent / "shared" / "data" / "genomes" / "ecoli_k12_mg1655.fna.gz"))
+    p.add_argument("--fasta", default=str(default_data_dir() / "genomes" / "ecoli_k12_mg1655.fna.gz"),
+                   help="genome FASTA (default: E. coli in $GENOMICS_LM_DATA, else ../shared/data)")
     p.add_argument("--out", default=str(REPO / "results" / "pretrain_curves"))
     p.add_argument("--config", default=str(REPO / "configs" / "pretrain" / "tiny.yaml"))
     p.add_argument("--attention", default="bigbird,longformer,dense")
@@ -83,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         run = out / f"k{args.k}s{stride}_{att}"
         cmd = [sys.executable, "-m", "genomics_lm.cli", "pretrain", "fit", "--config", args.config,
                "--data.data_dir", str(tokens), "--trainer.default_root_dir", str(run),
-               "--model.arch.attention", att, "--model.arch.k", str(args.k), "--model.arch.stride", str(stride),
+               "--model.arch.attention", att, "--model.arch.tokenizer.k", str(args.k),
+               "--model.arch.tokenizer.stride", str(stride),
                "--trainer.enable_progress_bar", "false", "--resume"]
         if args.max_steps:
             cmd += ["--trainer.max_steps", str(args.max_steps)]

@@ -11,8 +11,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def data_root() -> Path:
-    """Real data: $GENOMICS_LM_DATA, else ../shared/data beside the repository."""
-    return Path(os.environ.get("GENOMICS_LM_DATA", REPO.parent / "shared" / "data"))
+    """Real data: $GENOMICS_LM_DATA, else ../shared/data beside the repository (one helper: the package's)."""
+    from genomics_lm.files import default_data_dir
+
+    return default_data_dir()
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +44,7 @@ def one_thread():
 @pytest.fixture(scope="session")
 def ecoli_stores(genomes, tmp_path_factory):
     """Factory: ``ecoli_stores(name, k, stride, window_tokens)`` -> folder with train/val/test.h5 of E. coli."""
-    from genomics_lm.tokenize_cmd import tokenize_genome
+    from genomics_lm.tokenize import tokenize_genome
 
     def make(name, k, stride, window_tokens):
         out = tmp_path_factory.mktemp(name)

@@ -148,6 +148,9 @@ FLEX_CASES = [
     (bigbird(16), 2, 2, 150, (0, 30)),
     (bigbird(8, random_blocks=2), 1, 2, 128, None),  # block size below the CPU kernel's 16: grouped blocks
     (longformer(32, global_tokens=(0, 40), block_size=16), 2, 2, 150, (20, 0)),
+    # dilation: every 2nd key of the band only (half-width 24 covers the diagonal 16-token blocks, which must
+    # still not count as full blocks: the mask_mod applies the dilation)
+    (longformer(24, global_tokens=(0, 70), dilation=2, block_size=16), 2, 2, 150, (0, 17)),
 ]
 
 
@@ -159,6 +162,10 @@ def test_flex_forward_matches_reference(pattern, B, H, T, pad):
         ref = attend(q, k, v, pattern, kpm, backend="reference")
         out = attend(q, k, v, pattern, kpm, backend="flex")
     _close(out, ref, "flex forward")
+    if getattr(pattern, "dilation", 1) > 1:  # the case can see a lost dilation: without it the result differs
+        undilated = longformer(pattern.window, pattern.global_tokens, 1, pattern.block_size)
+        with torch.no_grad():
+            assert not torch.allclose(attend(q, k, v, undilated, kpm, backend="reference"), ref, atol=1e-3)
 
 
 def test_flex_grouped_kernel_blocks_match_reference(monkeypatch):
@@ -240,6 +247,59 @@ def test_bad_inputs_state_the_numbers():
         attend(q, q, torch.zeros(2, 1, 8, 5), dense())
 
 
+def _rel_err(a, b):
+    """Relative Frobenius error ||a - b|| / ||b|| in float64."""
+    a, b = a.double(), b.double()
+    return ((a - b).norm() / b.norm()).item()
+
+
+BF16_EPS = 2.0**-8  # bfloat16 unit roundoff (8 significant bits)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [bigbird(16, random_blocks=2), longformer(32, global_tokens=(0, 77), block_size=16),
+     longformer(10, global_tokens=(5,), dilation=2, block_size=8)],
+    ids=lambda p: p.describe(),
+)
+def test_blocked_bf16_autocast_matches_fp32(pattern):
+    """``blocked`` under ``torch.autocast("cpu", bfloat16)`` (how bf16-mixed training calls it: q, k, v arrive
+    in bf16 from autocast linears) against fp32, output and dq/dk/dv.
+
+    Tolerance: bf16 keeps 8 significant bits (unit roundoff u = 2**-8 = 0.0039). Rounding q, k, v alone moves
+    the scores, hence the softmax and the output, by a few u in relative (Frobenius) terms; measured here
+    ~0.5% (output) and ~0.7% (gradients). The test asks for relative errors <= 5u (about 2%) and, so that
+    the kernel adds nothing beyond the precision itself, at most 2x the error of the dense ``reference``
+    backend run under the same autocast. A kernel error (a lost block, a mask overflowing in bf16, a wrong
+    dtype in the backward) gives O(1) errors or a crash. Padded query rows stay exactly zero.
+    """
+    B, H, T, D = 2, 2, 200, 16
+    q, k, v, kpm = _inputs(B, H, T, D, seed=9, pad=(0, 37))
+    w = torch.randn(B, H, T, D, generator=torch.Generator().manual_seed(1))
+
+    def run(backend, bf16):
+        leaves = [x.clone().requires_grad_(True) for x in (q, k, v)]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            ins = [x.to(torch.bfloat16) for x in leaves] if bf16 else leaves
+            out = attend(*ins, pattern, key_padding_mask=kpm, backend=backend)
+        assert out.dtype == (torch.bfloat16 if bf16 else torch.float32)
+        grads = torch.autograd.grad((out.float() * w).sum(), leaves)
+        assert all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+        return out.float().detach(), grads
+
+    fp32_out, fp32_grads = run("reference", False)
+    torch.testing.assert_close(run("blocked", False)[0], fp32_out, rtol=1e-4, atol=2e-5)
+    ref_out, ref_grads = run("reference", True)
+    out, grads = run("blocked", True)
+    assert (out.masked_select(~kpm[:, None, :, None]) == 0).all(), "padded query rows are zero in bf16 too"
+    err, ref_err = _rel_err(out, fp32_out), _rel_err(ref_out, fp32_out)
+    assert err <= 5 * BF16_EPS and err <= 2 * ref_err, f"bf16 output: rel. error {err:.4f} (reference {ref_err:.4f})"
+    for name, g, rg, g32 in zip("qkv", grads, ref_grads, fp32_grads):
+        err, ref_err = _rel_err(g, g32), _rel_err(rg, g32)
+        assert err <= 5 * BF16_EPS and err <= 2 * ref_err, (
+            f"bf16 d{name}: rel. error {err:.4f} (reference {ref_err:.4f})")
+
+
 # ----------------------------------------------------------------------------------------------- patterns
 
 
@@ -298,30 +358,80 @@ def test_bigbird_mask_is_its_definition():
 
 
 def test_bigbird_random_plan_reproducible_and_varied():
+    """The plan is recomputed from the seed (cache cleared, a real miss), not read back from the first call."""
+    from genomics_lm.attention import patterns
+
     p = bigbird(16, seed=7)
     T, H = 16 * 40, 4
-    a = p.random_plan(T, H, layer=0)
-    assert np.array_equal(a, bigbird(16, seed=7).random_plan(T, H, layer=0)), "reproducible from the seed"
+    a = np.array(p.random_plan(T, H, layer=0))
+    patterns._bigbird_random_plan.cache_clear()
+    patterns._bigbird_layout.cache_clear()
+    again = bigbird(16, seed=7).random_plan(T, H, layer=0)
+    assert patterns._bigbird_random_plan.cache_info().misses == 1, "recomputed, not a cache hit"
+    assert np.array_equal(a, again), "reproducible from the seed"
+    assert np.array_equal(a, bigbird(16, seed=7).layout(T, H, layer=0).random.numpy()), "the kernels' layout too"
     assert not np.array_equal(a, bigbird(16, seed=8).random_plan(T, H, layer=0)), "seed matters"
     assert not np.array_equal(a, p.random_plan(T, H, layer=1)), "differs across layers"
     assert all(not np.array_equal(a[0], a[h]) for h in range(1, H)), "differs across heads"
     assert np.array_equal(a[:2], p.random_plan(T, 2, layer=0)), "a head's plan does not depend on the head count"
 
 
+def test_bigbird_random_plan_same_in_a_fresh_process():
+    """A checkpoint stores the seed, not the plan: a new process (another global RNG state, empty caches) must
+    draw the same random blocks for every layer, or a reloaded model attends elsewhere than it was trained to."""
+    import subprocess
+    import sys
+
+    p, T, H, layers = bigbird(8, random_blocks=3, seed=11), 8 * 30 + 5, 3, 3
+    code = (
+        "import json, sys; import numpy as np; np.random.seed(12345); "
+        "from genomics_lm.attention import bigbird; p = bigbird(8, random_blocks=3, seed=11); "
+        f"print(json.dumps([p.random_plan({T}, {H}, layer).tolist() for layer in range({layers})]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    theirs = json.loads(done.stdout)
+    for layer in range(layers):
+        ours = p.random_plan(T, H, layer)
+        assert (ours >= 0).sum() > 0, "the plan has random blocks to compare"
+        assert np.array_equal(np.array(theirs[layer]), ours), f"layer {layer}: another plan in a fresh process"
+
+
 def test_bigbird_plan_same_in_train_and_eval():
-    """The plan lives in the pattern, not in a module's training flag: attend gives the same result either way."""
-    p = bigbird(8)
-    q, k, v, _ = _inputs(1, 2, 96, 8)
-    layer = torch.nn.Module()
-    layer.train()
+    """The model's attention module in ``.train()`` (with gradients) and ``.eval()`` (no_grad) gives the same
+    output, and both are its own layer's random plan (the reference backend on the same q, k, v): a module
+    that switched the seed or dropped the random blocks in eval (as HF BigBird does) fails here."""
+    from genomics_lm.model import ModelConfig, Rotary, SelfAttention
+    from genomics_lm.tokenizer import KmerTokenizer
+
+    config = ModelConfig(tokenizer=KmerTokenizer(2, 2), d_model=16, n_layers=4, n_heads=2, d_ff=32, dropout=0.0,
+                         attention="bigbird", backend="blocked",
+                         bigbird=dict(block_size=8, window_blocks=3, global_blocks=2, random_blocks=3, seed=0))
+    p, layer, T = config.attention_pattern(), 3, 96  # 12 blocks > 3 + 2 + 3: random blocks in use
+    assert p.density(T, 2, layer) < 1.0 and (p.random_plan(T, 2, layer) >= 0).any()
+    torch.manual_seed(0)
+    module = SelfAttention(config, layer, p, Rotary(config.head_dim))
+    x = torch.randn(2, T, 16)
+    kpm = torch.ones(2, T, dtype=torch.bool)
+    kpm[1, -10:] = False
+
+    module.train()
     with torch.enable_grad():
-        qg = q.clone().requires_grad_(True)
-        train_out = attend(qg, k, v, p, backend="blocked", layer=3).detach()
-    layer.eval()
+        train_out = module(x, kpm)
+        assert train_out.requires_grad
+    module.eval()
     with torch.no_grad():
-        eval_out = attend(q, k, v, p, backend="blocked", layer=3)
-    assert torch.equal(train_out, eval_out)
-    assert np.array_equal(p.random_plan(96, 2, 3), p.random_plan(96, 2, 3))
+        eval_out = module(x, kpm)
+    assert torch.equal(train_out.detach(), eval_out), "train and eval outputs differ"
+
+    def by_hand(plan_layer):  # the module's computation, with the reference backend and a chosen layer
+        with torch.no_grad():
+            q, k, v = module.qkv(x).view(2, T, 3, 2, 8).permute(2, 0, 3, 1, 4)
+            y = attend(module.rotary(q), module.rotary(k), v, p, kpm, backend="reference", layer=plan_layer)
+            return module.out(y.transpose(1, 2).reshape(2, T, 16))
+
+    _close(eval_out[kpm], by_hand(layer)[kpm], "eval output vs its layer's plan")
+    assert not torch.allclose(eval_out[kpm], by_hand(2)[kpm], atol=1e-4), "another layer's plan is visible"
 
 
 def test_short_inputs_cover_every_pair():
@@ -390,7 +500,8 @@ def test_backends_listed():
 
 def test_bench_table_and_plot(tmp_path):
     """The benchmark's table (ratios vs dense and HF BigBird) and plot from records, without running cases."""
-    from genomics_lm.bench_attention import build_parser, format_table, plot
+    from genomics_lm.bench.attention import format_table, plot
+    from genomics_lm.cli.bench_attention import build_parser
 
     assert build_parser().prog == "genomics-lm bench attention"
     recs = [

@@ -116,25 +116,53 @@ def test_bigbird_matches_hf_block_sparse(b, r, nb, pad, backend):
     torch.testing.assert_close(go, gh, rtol=1e-4, atol=1e-5)
 
 
+def _our_module(attn, pattern, layer=0):
+    """Our model's :class:`~genomics_lm.model.SelfAttention` holding HF's q/k/v weights (fused), an identity
+    output projection and no rotary embedding (HF's block-sparse layer has none): the same function as HF's."""
+    from genomics_lm.model import ModelConfig, Rotary, SelfAttention
+    from genomics_lm.tokenizer import KmerTokenizer
+
+    H = attn.num_attention_heads
+    C = attn.query.weight.shape[0]
+    params = {name: value for name, value in pattern.to_dict().items() if name != "kind"}
+    config = ModelConfig(tokenizer=KmerTokenizer(2, 2), d_model=C, n_layers=layer + 1, n_heads=H, d_ff=C,
+                         dropout=0.0, attention="bigbird", backend="blocked", bigbird=params)
+    assert config.attention_pattern() == pattern
+    module = SelfAttention(config, layer, config.attention_pattern(), Rotary(C // H))
+    module.rotary = torch.nn.Identity()
+    with torch.no_grad():
+        module.qkv.weight.copy_(torch.cat([attn.query.weight, attn.key.weight, attn.value.weight]))
+        module.qkv.bias.copy_(torch.cat([attn.query.bias, attn.key.bias, attn.value.bias]))
+        module.out.weight.copy_(torch.eye(C))
+        module.out.bias.zero_()
+    return module
+
+
 def test_bigbird_eval_mode_hf_drops_random_blocks_ours_does_not():
-    """Our plan is identical in train and eval; HF's eval mode replaces every random block by block 0."""
-    H, D, b, r, nb = 2, 8, 16, 3, 12
+    """Our attention module computes the same in ``.train()`` and ``.eval()``: HF's train-mode output (fed our
+    plan) in both modes. HF's eval mode replaces every random block by block 0, so its eval output differs."""
+    H, D, b, r, nb, layer = 2, 8, 16, 3, 12, 1
     T = nb * b
     attn = _hf_bigbird(H, D, b, r)
     pattern = bigbird(b, random_blocks=r, seed=5)
-    x = torch.randn(1, T, H * D)
+    ours = _our_module(attn, pattern, layer)
+    x = torch.randn(1, T, H * D, generator=torch.Generator().manual_seed(0))
     kpm = torch.ones(1, T, dtype=torch.bool)
-    plan = np.asarray(pattern.random_plan(T, H, 0))
+    plan = np.asarray(pattern.random_plan(T, H, layer))
     with torch.no_grad():
         attn.train()
         hf_train = _hf_bigbird_forward(attn, x, kpm, plan)
-        ours_train = _our_forward(attn, x, pattern, None, "blocked")
         del attn._bigbird_block_rand_mask_with_head  # HF's own eval behaviour
         attn.eval()
         hf_eval = _hf_bigbird_forward(attn, x, kpm)
-        ours_eval = _our_forward(attn, x, pattern, None, "blocked")
-    torch.testing.assert_close(ours_train, hf_train, rtol=1e-4, atol=1e-5)
-    assert torch.equal(ours_train, ours_eval)
+    ours.train()
+    ours_train = ours(x, None)  # with gradients, as in training
+    ours.eval()
+    with torch.no_grad():
+        ours_eval = ours(x, None)
+    torch.testing.assert_close(ours_train.detach(), hf_train, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(ours_eval, hf_train, rtol=1e-4, atol=1e-5, msg=lambda m: f"ours in eval mode: {m}")
+    assert torch.equal(ours_train.detach(), ours_eval)
     assert not torch.allclose(hf_eval, hf_train, atol=1e-3), "HF eval mode changes the random blocks"
     # global rows (first and last block) do not use random blocks: they agree in every mode
     torch.testing.assert_close(hf_eval[:, :b], ours_eval[:, :b], rtol=1e-4, atol=1e-5)

@@ -24,6 +24,7 @@ from genomics_lm.data import (
 )
 from genomics_lm.errors import UserError
 from genomics_lm.store import TokenStore
+from genomics_lm.tokenizer import KmerTokenizer
 from genomics_lm.tokenizer import CLS_ID, MASK_ID, N_SPECIAL, UNK_ID, decode, reverse_complement, reverse_complement_ids
 
 
@@ -167,7 +168,7 @@ def test_overlapping_store_uses_spans_of_k(ecoli_k6s1):
 
 
 def test_validation_set_fixed_tiles_full_mask(ecoli_k6):
-    dm = MLMDataModule(data_dir=str(ecoli_k6), seq_len=128, batch_size=4, k=6, stride=6)
+    dm = MLMDataModule(data_dir=str(ecoli_k6), seq_len=128, batch_size=4)
     dm.setup("validate")
     val = dm.val_ds
     assert len(val) == len(val.store) * 4 and val.rc_prob == 0.0
@@ -258,25 +259,26 @@ def test_workers_do_not_change_samples(ecoli_k6):
 
 
 def test_datamodule_loaders(ecoli_k6):
-    dm = MLMDataModule(data_dir=str(ecoli_k6), seq_len=128, batch_size=4, k=6, stride=6)
+    dm = MLMDataModule(data_dir=str(ecoli_k6), seq_len=128, batch_size=4)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].shape == (4, 128) and batch["labels"].shape == (4, 128)
     assert next(iter(dm.val_dataloader()))["input_ids"].shape == (4, 128)
-    info = dm.tokenizer_info()
-    assert info["k"] == 6 and info["stride"] == 6 and info["vocab_size"] == 4101
-    assert info["source"]["sha256"]
+    info = dm.provenance()
+    assert info["train_store"].endswith("train.h5") and info["source"]["sha256"]
+    dm.check_tokenizer(KmerTokenizer(6, 6), "the model")
 
 
 def test_store_with_other_k_is_refused(ecoli_k6):
-    dm = MLMDataModule(data_dir=str(ecoli_k6), seq_len=128, k=4, stride=4)
-    with pytest.raises(UserError, match="k=6 but the model expects k=4"):
-        dm.setup("fit")
+    dm = MLMDataModule(data_dir=str(ecoli_k6), seq_len=128)
+    dm.setup("fit")
+    with pytest.raises(UserError, match=r"^token store .*train\.h5 has k=6 stride=6, the model has k=4 stride=4$"):
+        dm.check_tokenizer(KmerTokenizer(4, 4), "the model")
 
 
 def test_missing_split_is_refused(ecoli_k6, tmp_path):
     shutil.copy(ecoli_k6 / "train.h5", tmp_path / "train.h5")
-    dm = MLMDataModule(data_dir=str(tmp_path), seq_len=128, k=6, stride=6)
+    dm = MLMDataModule(data_dir=str(tmp_path), seq_len=128)
     with pytest.raises(UserError, match=r"val\.h5: no such token store.*val split"):
         dm.setup("fit")
     with pytest.raises(UserError, match="no train token store"):
@@ -286,13 +288,13 @@ def test_missing_split_is_refused(ecoli_k6, tmp_path):
 def test_empty_and_truncated_stores_are_refused(ecoli_k6, tmp_path):
     (tmp_path / "train.h5").write_bytes(b"")
     shutil.copy(ecoli_k6 / "val.h5", tmp_path / "val.h5")
-    dm = MLMDataModule(data_dir=str(tmp_path), seq_len=128, k=6, stride=6)
+    dm = MLMDataModule(data_dir=str(tmp_path), seq_len=128)
     with pytest.raises(UserError, match="not a readable HDF5 file"):
         dm.setup("fit")
     data = (ecoli_k6 / "train.h5").read_bytes()
     (tmp_path / "train.h5").write_bytes(data[: len(data) // 2])
     with pytest.raises(UserError, match="HDF5|truncated|token store"):
-        MLMDataModule(data_dir=str(tmp_path), seq_len=128, k=6, stride=6).setup("fit")
+        MLMDataModule(data_dir=str(tmp_path), seq_len=128).setup("fit")
 
 
 def test_baselines(ecoli_k6):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from genomics_lm import tokenizer as tk
+from genomics_lm.errors import UserError
 
 
 def test_vocabulary_layout():
@@ -99,10 +100,36 @@ def test_kmer_tokenizer_object():
         tk.KmerTokenizer(6, 7)
 
 
-def test_real_genome_chunk_is_decoded_back(genomes):
+def test_tokenizer_record_round_trip_and_validation():
+    t = tk.KmerTokenizer(6)
+    assert t.stride == 6 and t.describe() == "k=6 stride=6" and t.dtype == np.uint16
+    assert tk.KmerTokenizer.from_dict(t.to_dict()) == t and tk.KmerTokenizer.from_dict(t) is t
+    assert tk.KmerTokenizer.from_dict({"k": 3, "stride": 1}) == tk.KmerTokenizer(3, 1)
+    assert tk.KmerTokenizer(8).dtype == np.uint32
+    with pytest.raises(tk.TokenizerError, match="vocab_size=69 does not match k=6"):
+        tk.KmerTokenizer.from_dict({"k": 6, "stride": 6, "vocab_size": 69})
+    with pytest.raises(tk.TokenizerError, match=r"unknown tokenizer keys \['window'\]"):
+        tk.KmerTokenizer.from_dict({"k": 6, "window": 3})
+    with pytest.raises(tk.TokenizerError, match="k must be an integer from 1 to 8, got 9"):
+        tk.KmerTokenizer(9)
+    with pytest.raises(UserError, match="stride must be an integer from 1 to k=3, got 0"):
+        tk.KmerTokenizer(3, 0)
+
+
+def test_check_same_tokenizer_names_both_sides():
+    tk.check_same_tokenizer(tk.KmerTokenizer(6), tk.KmerTokenizer(6, 6), "a", "b")
+    with pytest.raises(tk.TokenizerMismatch) as err:
+        tk.check_same_tokenizer(tk.KmerTokenizer(3), tk.KmerTokenizer(6), "token store tokens/val.h5", "the checkpoint")
+    assert str(err.value) == "token store tokens/val.h5 has k=3 stride=3, the checkpoint has k=6 stride=6"
+    assert isinstance(err.value, UserError)
+
+
+def test_real_genome_chunk_is_decoded_back(genomes, tmp_path):
+    import shutil
+
     from genomics_lm.genome import Genome
 
-    g = Genome(genomes / "lambda_phage.fa")
+    g = Genome(shutil.copyfile(genomes / "lambda_phage.fa", tmp_path / "lambda_phage.fa"))  # index in tmp_path
     seq = g.fetch(g.names[0], 0, 6000).upper()
     assert tk.decode(tk.encode(seq, 6), 6) == seq
     assert tk.decode(tk.encode(seq, 6, 1), 6, 1) == seq
@@ -140,3 +167,28 @@ def test_chunked_encoding_matches_across_piece_boundaries(monkeypatch, k, stride
     seq = "".join(rng.choice(list("ACGTNacgt"), size=2000))
     assert tk.encode(seq, k, stride).tolist() == _naive(seq, k, stride)
     assert tk.encode(np.frombuffer(seq.encode(), np.uint8), k, stride).tolist() == _naive(seq, k, stride)
+
+
+def test_bench_tokenizer_help_is_plain_text_and_documents_every_option():
+    from genomics_lm.cli.bench_tokenizer import build_parser
+
+    parser = build_parser()
+    text = parser.format_help()
+    assert "``" not in text and ":func:" not in text and ":mod:" not in text and "(default: None)" not in text
+    for action in parser._actions:
+        assert action.help, action.option_strings
+
+
+def test_bench_tokenizer_measures_kernel_and_end_to_end(genomes, tmp_path):
+    import shutil
+
+    from genomics_lm.bench import tokenizer as bench
+
+    fasta = shutil.copyfile(genomes / "lambda_phage.fa", tmp_path / "lambda_phage.fa")
+    enc = bench.bench_encode(bench.genome_sequence(fasta), [3], ["k", "1"], repeats=1)
+    assert [(r["k"], r["stride"]) for r in enc] == [(3, 3), (3, 1)] and all(r["ours_mbps"] > 0 for r in enc)
+    e2e = bench.bench_end_to_end(fasta, 3, ["k", "1"], window_tokens=500, repeats=1, copies=10)
+    assert [(r["k"], r["stride"], r["copies"]) for r in e2e] == [(3, 3, 10), (3, 1, 10)]
+    assert all(r["mbp"] == pytest.approx(0.48502) and r["mbps"] > 0 and r["rows"] > 0 for r in e2e)
+    table = bench.format_end_to_end(e2e, enc)
+    assert table.splitlines()[0].split()[:4] == ["k", "stride", "encode", "Mbp/s"] and len(table.splitlines()) == 3

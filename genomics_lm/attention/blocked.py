@@ -116,7 +116,7 @@ class _Plan:
         self.T, self.Tp, self.BH, self.N = L.seq_len, Tp, B * H, B * H * nb
         self.scale = D**-0.5
         self.left, self.wlen = L.window_left, L.window_len
-        self.nw, self.hb = L.window_len // b, L.window_left // b  # window blocks, window blocks before the query
+        self.hb = L.window_left // b  # window blocks before the query
         self.row0, self.row1 = L.sparse_rows
         self.gidx = L.global_tokens.to(dev)
         self.G = G = int(self.gidx.numel())

@@ -37,11 +37,6 @@ class BlockLayout:
     def padded_len(self) -> int:
         return self.num_blocks * self.block_size
 
-    @property
-    def window_right(self) -> int:
-        """Padding needed after the last block so every window view is in range."""
-        return self.window_len - self.block_size - self.window_left
-
     def kv_blocks(self, num_heads: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Key blocks per (head, query block) for block-sparse kernels such as FlexAttention.
 

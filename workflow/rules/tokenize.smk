@@ -1,27 +1,22 @@
-# FASTA -> train/val/test token stores (genomics-lm tokenize; options under config["tokenize"]).
+# FASTA -> train/val/test token stores (genomics-lm tokenize). Every option of the command is a key of
+# config["tokenize"] (defaults: workflow/schemas/config.schema.yaml); tokenize_options() in common.smk spells them.
 
 
 rule tokenize:
     input:
         fasta=genome_fasta,
     output:
-        train=f"{RESULTS}/tokens/{{genome}}/train.h5",
-        val=f"{RESULTS}/tokens/{{genome}}/val.h5",
-        test=f"{RESULTS}/tokens/{{genome}}/test.h5",
+        train=token_store("{genome}", "train"),
+        val=token_store("{genome}", "val"),
+        test=token_store("{genome}", "test"),
     log:
-        f"{RESULTS}/logs/tokenize/{{genome}}.log",
+        log_file("tokenize", "{genome}"),
     params:
-        k=config["tokenize"]["k"],
-        stride=config["tokenize"].get("stride") or config["tokenize"]["k"],
-        window=config["tokenize"]["window_tokens"],
-        max_n=config["tokenize"]["max_n_frac"],
-        val=config["tokenize"]["val_frac"],
-        test=config["tokenize"]["test_frac"],
-        seed=config["tokenize"]["seed"],
+        out_dir=lambda wc: token_dir(wc.genome),
+        options=tokenize_options(),
     resources:
         mem_mb=4000,
         runtime=60,
     shell:
-        "genomics-lm tokenize --fasta {input.fasta} --out-dir $(dirname {output.train}) --overwrite --no-progress"
-        " --k {params.k} --stride {params.stride} --window-tokens {params.window} --max-n-frac {params.max_n}"
-        " --val-frac {params.val} --test-frac {params.test} --seed {params.seed} > {log} 2>&1"
+        "genomics-lm tokenize --fasta {input.fasta} --out-dir {params.out_dir} --overwrite --no-progress"
+        " {params.options} > {log} 2>&1"

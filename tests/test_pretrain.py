@@ -1,4 +1,5 @@
-"""genomics_lm.lit: the MLM LightningModule, checkpoints, the pretrain CLI, resume, SIGTERM, DDP, learning.
+"""genomics_lm.pretrain and genomics-lm pretrain (genomics_lm.cli.pretrain): the MLM LightningModule, the
+shared training machinery, checkpoints written by training, the CLI, resume, SIGTERM, DDP, learning.
 
 Real data: token stores of the E. coli genome (../shared/data) made with ``tokenize_genome``.
 """
@@ -23,16 +24,12 @@ import yaml
 from genomics_lm.cli import main as cli_main
 from genomics_lm.data import IGNORE_INDEX, MLMDataModule, mlm_baselines
 from genomics_lm.errors import UserError
-from genomics_lm.lit import (
-    MLMPretrainModule,
-    export_pretrained,
-    find_resume_checkpoint,
-    load_pretrained,
-    mlm_head,
-    warmup_cosine,
-)
+from genomics_lm.checkpoint import export_pretrained, load_pretrained
 from genomics_lm.model import ModelConfig
+from genomics_lm.pretrain import MLMPretrainModule
 from genomics_lm.store import TokenStore
+from genomics_lm.tokenizer import KmerTokenizer
+from genomics_lm.training import find_resume_checkpoint, warmup_cosine
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_YAML = REPO / "configs" / "pretrain" / "tiny.yaml"
@@ -48,9 +45,10 @@ def k3(ecoli_stores):
     return ecoli_stores("lit_k3", 3, 3, 512)
 
 
-def small_arch(**kw) -> ModelConfig:
-    base = dict(k=6, stride=6, d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, attention="bigbird",
-                block_size=16, window_blocks=3, global_blocks=2, random_blocks=1, longformer_window=32)
+def small_arch(k: int = 6, **kw) -> ModelConfig:
+    base = dict(tokenizer=KmerTokenizer(k, k), d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0,
+                attention="bigbird", bigbird=dict(block_size=16, window_blocks=3, global_blocks=2, random_blocks=1),
+                longformer=dict(window=32, global_tokens=[0]))
     base.update(kw)
     return ModelConfig(**base)
 
@@ -61,18 +59,19 @@ def cli_args(data_dir, root, steps=6, *extra):
         "fit", "--config", str(TINY_YAML), "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root),
         "--trainer.max_steps", str(steps), "--trainer.val_check_interval", "3", "--trainer.limit_val_batches", "2",
         "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
-        "--model.arch.k", "6", "--model.arch.stride", "6", "--model.arch.d_model", "32", "--model.arch.n_layers", "1", "--model.arch.n_heads", "2",
-        "--model.arch.d_ff", "64", "--model.arch.block_size", "16", "--model.arch.random_blocks", "1",
+        "--model.arch.tokenizer.k", "6", "--model.arch.tokenizer.stride", "6", "--model.arch.d_model", "32",
+        "--model.arch.n_layers", "1", "--model.arch.n_heads", "2", "--model.arch.d_ff", "64",
+        "--model.arch.bigbird.block_size", "16", "--model.arch.bigbird.random_blocks", "1",
+        "--model.arch.longformer.block_size", "16",
         "--model.warmup_steps", "2", "--data.seq_len", "128", "--data.batch_size", "4", *extra,
     ]
 
 
 def read_metrics(root: Path) -> list[dict]:
-    rows = []
-    for path in sorted(root.glob("csv/version_*/metrics.csv")):
-        with open(path) as f:
-            rows += list(csv.DictReader(f))
-    return rows
+    """The run's one metrics file (appended on resume)."""
+    assert not list(root.glob("csv/version_*")), "metrics scattered over version folders"
+    with open(root / "csv" / "metrics.csv") as f:
+        return list(csv.DictReader(f))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -83,7 +82,7 @@ def read_metrics(root: Path) -> list[dict]:
 def test_masked_head_matches_full_forward(k6):
     torch.manual_seed(0)
     module = MLMPretrainModule(arch=small_arch(), lr=1e-3).eval()
-    dm = MLMDataModule(data_dir=str(k6), seq_len=128, batch_size=3, k=6, stride=6)
+    dm = MLMDataModule(data_dir=str(k6), seq_len=128, batch_size=3)
     batch = next(iter(dm.train_dataloader()))
     with torch.no_grad():
         logits, target = module.masked_logits(batch)
@@ -93,7 +92,7 @@ def test_masked_head_matches_full_forward(k6):
     assert torch.equal(target, batch["labels"][sel])
     with torch.no_grad():
         h = module.model.encoder(batch["input_ids"])
-        assert torch.allclose(mlm_head(module.model, h), full, atol=1e-5)
+        assert torch.allclose(module.model.head(h), full, atol=1e-5)
 
 
 def test_warmup_cosine_schedule():
@@ -122,7 +121,7 @@ def fitted(k6, tmp_path_factory):
     root = tmp_path_factory.mktemp("fit")
     pl.seed_everything(0)
     module = MLMPretrainModule(arch=small_arch(), lr=1e-3, warmup_steps=2)
-    dm = MLMDataModule(data_dir=str(k6), seq_len=128, batch_size=4, k=6, stride=6)
+    dm = MLMDataModule(data_dir=str(k6), seq_len=128, batch_size=4)
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=root / "checkpoints", filename="best", monitor="val/loss",
                                         save_last=True, enable_version_counter=False)
     trainer = pl.Trainer(max_steps=6, val_check_interval=3, limit_val_batches=2, default_root_dir=root,
@@ -138,10 +137,11 @@ def test_checkpoints_load_with_weights_only_and_carry_meta(fitted):
         ckpt = torch.load(root / "checkpoints" / name, map_location="cpu", weights_only=True)
         meta = ckpt["genomics_lm"]
         json.dumps(meta)
-        assert meta["tokenizer"] == {"k": 6, "stride": 6, "vocab_size": 4101}
+        assert meta["format"] == "genomics_lm.checkpoint" and meta["format_version"] == 2 and meta["task"] == "mlm"
+        assert meta["model_config"]["tokenizer"] == {"k": 6, "stride": 6, "vocab_size": 4101}
         assert meta["model_config"] == module.arch.to_dict()
-        assert meta["attention_pattern"]["kind"] == "bigbird" and meta["attention_pattern"]["block_size"] == 16
-        assert meta["data"]["k"] == 6 and meta["data"]["source"]["sha256"]
+        assert "tokenizer" not in meta and "k" not in meta["data"]  # the tokenizer is stored once, in model_config
+        assert meta["model_config"]["bigbird"]["block_size"] == 16 and meta["data"]["source"]["sha256"]
         assert meta["ranks"] == [0] and meta["world_size"] == 1
         json.dumps(ckpt["hyper_parameters"])
     assert torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
@@ -149,7 +149,7 @@ def test_checkpoints_load_with_weights_only_and_carry_meta(fitted):
 
 def test_load_pretrained_rebuilds_the_model(fitted, tmp_path):
     root, module, dm = fitted
-    model, config, meta = load_pretrained(root / "checkpoints" / "last.ckpt", expect={"k": 6, "stride": 6})
+    model, config, meta = load_pretrained(root / "checkpoints" / "last.ckpt", expect=KmerTokenizer(6, 6))
     assert config == module.arch and not model.training
     batch = next(iter(dm.val_dataloader()))
     with torch.no_grad():
@@ -158,8 +158,8 @@ def test_load_pretrained_rebuilds_the_model(fitted, tmp_path):
     m2, c2, meta2 = load_pretrained(out)
     assert c2 == config and meta2["exported_from"].endswith("last.ckpt")
     assert out.stat().st_size < (root / "checkpoints" / "last.ckpt").stat().st_size
-    with pytest.raises(UserError, match="k=6 but 4 is expected"):
-        load_pretrained(out, expect={"k": 4})
+    with pytest.raises(UserError, match=r"tokens/val.h5 has k=4 stride=4, checkpoint .* has k=6 stride=6"):
+        load_pretrained(out, expect=KmerTokenizer(4, 4), expect_name="token store tokens/val.h5")
 
 
 def test_load_pretrained_bad_files(fitted, tmp_path):
@@ -184,7 +184,7 @@ def test_load_pretrained_bad_files(fitted, tmp_path):
 def test_resume_with_another_model_shape_is_refused(fitted):
     root, _, _ = fitted
     module = MLMPretrainModule(arch=small_arch(d_model=48))
-    dm = MLMDataModule(data_dir=str(fitted[2].data_dir), seq_len=128, batch_size=4, k=6, stride=6)
+    dm = MLMDataModule(data_dir=str(fitted[2].data_dir), seq_len=128, batch_size=4)
     trainer = pl.Trainer(max_steps=8, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0)
     with pytest.raises(UserError, match=r"d_model: checkpoint 32 vs config 48"):
@@ -192,11 +192,11 @@ def test_resume_with_another_model_shape_is_refused(fitted):
 
 
 def test_model_and_store_tokenizers_must_agree(k6):
-    module = MLMPretrainModule(arch=small_arch(k=4, stride=4))
-    dm = MLMDataModule(data_dir=str(k6), seq_len=128, batch_size=4)  # no k given: the module checks
+    module = MLMPretrainModule(arch=small_arch(k=4))
+    dm = MLMDataModule(data_dir=str(k6), seq_len=128, batch_size=4)
     trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)
-    with pytest.raises(UserError, match="has k=6 but the model config has k=4"):
+    with pytest.raises(UserError, match=r"train.h5 has k=6 stride=6, the model config has k=4 stride=4"):
         trainer.fit(module, dm)
 
 
@@ -205,12 +205,16 @@ def test_model_and_store_tokenizers_must_agree(k6):
 # ---------------------------------------------------------------------------------------------------
 
 
-def test_cli_fit_writes_logs_config_checkpoints_export(k6, tmp_path):
+def test_cli_fit_writes_logs_config_checkpoints_export(k6, tmp_path, capfd):
     root = tmp_path / "run"
     assert cli_main(["pretrain", *cli_args(k6, root, 6, "--model.arch.attention", "longformer")]) == 0
+    out, err = capfd.readouterr()
+    for chatter in ("GPU available", "TPU available", "HPU available", "Tip:", "srun", "Seed set", "| Name"):
+        assert chatter not in out + err, (chatter, out + err)
+    assert "genomics-lm pretrain: fit longformer (k=6 stride=6" in err
     assert (root / "checkpoints" / "best.ckpt").is_file() and (root / "checkpoints" / "last.ckpt").is_file()
-    cfg = yaml.safe_load((root / "csv" / "version_0" / "config.yaml").read_text())  # resolved config by the logs
-    assert cfg["model"]["arch"]["attention"] == "longformer" and cfg["model"]["arch"]["k"] == 6
+    cfg = yaml.safe_load((root / "csv" / "config.yaml").read_text())  # the resolved config beside the metrics
+    assert cfg["model"]["arch"]["attention"] == "longformer" and cfg["model"]["arch"]["tokenizer"]["k"] == 6
     assert cfg["data"]["data_dir"] == str(k6) and cfg["trainer"]["max_steps"] == 6
     rows = read_metrics(root)
     assert any(r.get("val/acc") for r in rows) and any(r.get("train/loss") for r in rows)
@@ -218,7 +222,7 @@ def test_cli_fit_writes_logs_config_checkpoints_export(k6, tmp_path):
     if importlib.util.find_spec("tensorboard") is not None:  # TensorBoard logs when it is installed
         assert list((root / "tb").glob("version_0/events.out.tfevents.*"))
     model, config, meta = load_pretrained(root / "pretrained.pt")
-    assert config.attention == "longformer" and meta["attention_pattern"]["kind"] == "longformer"
+    assert config.attention == "longformer" and config.attention_pattern().to_dict()["window"] == 96  # tiny.yaml
     # validate a checkpoint without its model config: the model comes from the checkpoint
     args = ["validate", "--config", str(TINY_YAML), "--data.data_dir", str(k6), "--data.seq_len", "128",
             "--trainer.default_root_dir", str(tmp_path / "val"), "--trainer.limit_val_batches", "2",
@@ -226,9 +230,53 @@ def test_cli_fit_writes_logs_config_checkpoints_export(k6, tmp_path):
     assert cli_main(["pretrain", *args]) == 0
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--trainer.max_steps", "-5"], "trainer.max_steps must be a positive number of optimizer steps (or -1 for "
+                                    "max_epochs), got -5"),
+    (["--config", "BAD_YAML"], "BAD_YAML: unknown key 'model.arch.dmodel'; did you mean model.arch.d_model?"),
+    (["--model.arch.dmodel", "3"], "unknown option --model.arch.dmodel; did you mean --model.arch.d_model?"),
+    (["--model.arch.attention", "bigbirb"], "model.arch.attention: Expected a typing.Literal['bigbird', "
+                                            "'longformer', 'dense']. Got value: bigbirb"),
+    (["--resume", "--ckpt_path", "x.ckpt"], "give --resume (continue this run folder) or --ckpt_path FILE, not both"),
+])
+def test_cli_config_mistakes_are_one_line(k6, tmp_path, capfd, extra, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  arch:\n    dmodel: 64\n")
+    extra = [str(bad) if a == "BAD_YAML" else a for a in extra]
+    message = message.replace("BAD_YAML", str(bad))
+    assert cli_main(["pretrain", *cli_args(k6, tmp_path / "run", 2, *extra)]) == 2
+    err = capfd.readouterr().err.strip()
+    assert err == f"genomics-lm pretrain: error: {message}"
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_subcommand_is_required_and_help_fits_the_subcommand(capsys):
+    assert cli_main(["pretrain", "--config", str(TINY_YAML)]) == 2  # used to start a full fit silently
+    assert "choose a subcommand first: 'genomics-lm pretrain fit ...'" in capsys.readouterr().err
+    assert cli_main(["pretrain", "fit", "--help"]) == 0
+    fit_help = capsys.readouterr().out
+    assert cli_main(["pretrain", "validate", "--help"]) == 0
+    validate_help = capsys.readouterr().out
+    assert len(fit_help.splitlines()) < 350, len(fit_help.splitlines())  # was 822 lines of every Lightning option
+    assert "--trainer.max_steps" in fit_help and "--trainer.fast_dev_run" not in fit_help
+    assert cli_main(["pretrain", "fit", "--help-all"]) == 0  # everything, as jsonargparse prints it
+    assert "--trainer.fast_dev_run" in capsys.readouterr().out
+    # with --config, the defaults shown are the config's (tiny.yaml: d_model 128, not the class default 256)
+    assert cli_main(["pretrain", "fit", "--config", str(TINY_YAML), "--help"]) == 0
+    assert "hidden width. (type: int, default: 128)" in capsys.readouterr().out
+    assert "--resume {true" in fit_help and "--export {true" in fit_help
+    assert "--resume {true" not in validate_help and "--export {true" not in validate_help  # fit-only options
+    # the model's options are documented and list their choices
+    assert "{bigbird,longformer,dense}" in fit_help and "{auto,flex,blocked,reference}" in fit_help
+    assert "k-mer length, 1..8" in fit_help
+
+
 def test_cli_user_errors(k6, tmp_path, capsys):
-    assert cli_main(["pretrain", *cli_args(k6, tmp_path / "a", 2, "--model.arch.k", "4", "--model.arch.stride", "4")]) == 2
-    assert "k=6 but the model expects k=4" in capsys.readouterr().err
+    args = cli_args(k6, tmp_path / "a", 2, "--model.arch.tokenizer.k", "4", "--model.arch.tokenizer.stride", "4")
+    assert cli_main(["pretrain", *args]) == 2
+    err = capsys.readouterr().err
+    assert "train.h5 has k=6 stride=6, the model config (model.arch.tokenizer) has k=4 stride=4" in err, err
+    assert len(err.strip().splitlines()) == 1, err
     assert cli_main(["pretrain", *cli_args(tmp_path / "nodata", tmp_path / "b", 2)]) == 2
     assert "no such token store" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # no run folders, no empty logs
@@ -238,7 +286,7 @@ def test_cli_user_errors(k6, tmp_path, capsys):
 # SIGTERM mid-run, then --resume: same final step and same weights as an uninterrupted run
 # ---------------------------------------------------------------------------------------------------
 
-CLI = [sys.executable, "-m", "genomics_lm.cli", "pretrain"]
+CLI = [sys.executable, "-m", "genomics_lm", "pretrain"]
 
 
 def _env():
@@ -281,6 +329,9 @@ def test_signal_then_resume_matches_uninterrupted_run(k6, tmp_path, signum):
     for key, value in a["state_dict"].items():
         assert torch.allclose(value, b["state_dict"][key], atol=1e-5), key
     assert find_resume_checkpoint(run) == str(last)
+    # one metrics file for the interrupted and resumed run: every training step logged once, in order
+    steps_logged = [int(r["step"]) for r in read_metrics(run) if r.get("train/loss")]
+    assert steps_logged == sorted(set(steps_logged)) == list(range(steps)), steps_logged
 
 
 def _scontrol(job_id: str) -> dict:
@@ -364,7 +415,7 @@ def test_tiny_model_learns_ecoli(k3, tmp_path):
     root = tmp_path / "learn"
     args = [
         "fit", "--config", str(TINY_YAML), "--data.data_dir", str(k3), "--trainer.default_root_dir", str(root),
-        "--model.arch.k", "3", "--model.arch.stride", "3", "--model.arch.d_model", "64",
+        "--model.arch.tokenizer.k", "3", "--model.arch.tokenizer.stride", "3", "--model.arch.d_model", "64",
         "--model.arch.d_ff", "256", "--trainer.max_steps", "250", "--trainer.val_check_interval", "125",
         "--trainer.limit_val_batches", "12", "--data.seq_len", "256", "--data.batch_size", "8",
         "--data.val_crops_per_row", "2", "--model.lr", "3e-3", "--trainer.enable_progress_bar", "false",

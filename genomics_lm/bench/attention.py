@@ -1,7 +1,10 @@
-"""``genomics-lm bench attention``: one attention layer, time and peak memory per method/backend/length/pass.
+"""The attention benchmark: one attention layer, time and peak memory per method/backend/length/pass.
+
+The command is ``genomics-lm bench attention`` (:mod:`genomics_lm.cli.bench_attention`); this module measures
+and formats, and prints nothing but the worker protocol below. Figures: see the README's Benchmarks section.
 
 The layer: hidden 256, 8 heads x 32, fp32, batch 1: a fused q/k/v projection followed by the attention (no
-output projection, like Hugging Face's attention modules). With ``--core`` only the attention is timed: q, k, v
+output projection, like Hugging Face's attention modules). With ``core=True`` only the attention is timed: q, k, v
 (1, 8, T, 32) are the inputs (HF BigBird through its ``bigbird_block_sparse_attention``; HF Longformer has no
 attention-only entry point and is skipped). Methods, all in the same run:
 
@@ -17,11 +20,11 @@ Backends for our patterns: ``blocked`` and ``flex`` (forward only on CPU: FlexAt
 Passes: ``fwd`` (inference, under ``torch.no_grad``) and ``fwd+bwd`` (forward, then backward of a random
 output gradient into the input and the weights).
 
-Time: the median of ``--repeats`` runs after one warm-up run (which also absorbs FlexAttention's
-compilation). A run whose warm-up is slow gets fewer repeats (at least 1) so that a case stays within
-``--max-seconds``; a case whose estimated single run (from the previous length: quadratic for dense, linear
-otherwise) exceeds ``--max-seconds`` is skipped with a printed reason, as is a case whose estimated memory
-exceeds the memory available on the machine. The JSON records the repeats actually used.
+Time: the median of ``repeats`` runs after one warm-up run (which also absorbs FlexAttention's compilation).
+A run whose warm-up is slow gets fewer repeats (at least 1) so that a case stays within ``max_seconds``; a case
+whose estimated single run (from the previous length: quadratic for dense, linear otherwise) exceeds
+``max_seconds`` is skipped with the reason in its record, as is a case whose estimated memory exceeds the memory
+available on the machine. The records keep the repeats actually used.
 
 Peak memory (CPU): each method runs in its own fresh Python process. After the warm-up the process returns
 freed heap memory to the OS (``malloc_trim(0)``) and resets its resident-set high-water mark (``echo 5 >
@@ -32,18 +35,21 @@ blocks, so repeated runs can add fragmentation). A second figure, ``tensor_peak_
 one more run under ``torch.profiler`` with ``profile_memory=True``, summing its allocation/free events in time
 order (the peak of live tensor bytes, what ``torch.cuda.max_memory_allocated`` reports on a GPU). The profiler
 only sees allocations of its own thread, so this run uses one intra-op thread (the ``blocked`` backend then
-runs serially; with several threads each of its worker threads adds its own scratch buffers, about 7 MB at
-16k tokens). It is skipped (``-``) for cases whose warm-up took more than a quarter of ``--max-seconds``. Where ``clear_refs`` is not
-writable, the peak is the growth of ``ru_maxrss`` over the case's warm-up run (an approximation: it includes
-compilation and misses memory the process had already touched; ``mem_method`` in the JSON says which). On
-CUDA the peak is the growth of ``torch.cuda.max_memory_allocated``.
+runs serially; with several threads each of its worker threads adds its own scratch buffers, which this figure
+leaves out). It is skipped (``-``) for cases whose warm-up took more than a quarter of ``max_seconds``. Where
+``clear_refs`` is not writable, the peak is the growth of ``ru_maxrss`` over the case's warm-up run (an
+approximation: it includes compilation and misses memory the process had already touched; ``mem_method`` in the
+record says which). On CUDA the peak is the growth of ``torch.cuda.max_memory_allocated``.
 
-Mind the machine: other processes on a 2-core machine inflate times; the load average is printed and stored.
+Worker protocol: :func:`run_method` starts ``python -m genomics_lm.bench.attention --worker SPEC`` (SPEC: a
+JSON object, see :func:`run_method`); the worker prints one ``RESULT {json record}`` line per case on stdout,
+the only ``print`` of this module. That entry point is for this module's own use, not a command.
+
+Mind the machine: other processes on a 2-core machine inflate times; :func:`run` stores the load average.
 """
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import json
 import os
@@ -53,10 +59,13 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-DEFAULT_LENGTHS = "1024,2048,4096,8192,16384,32768"
 HIDDEN, HEADS = 256, 8
+DEFAULT_LENGTHS = (1024, 2048, 4096, 8192, 16384, 32768)
+MIN_LENGTH = 64  # one BigBird block
 # (method, backend); the order is the order of the table
 METHODS = [
     ("dense", "sdpa"),
@@ -68,36 +77,44 @@ METHODS = [
     ("hf-longformer", "hf"),
 ]
 PASSES = ("fwd", "fwd+bwd")
+BIGBIRD = {"block_size": 64, "window_blocks": 3, "global_blocks": 2, "random_blocks": 3}
+LONGFORMER = {"window": 512, "global_tokens": [0]}
+
+Log = Callable[[str], None]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="genomics-lm bench attention",
-        description=(
-            "Time and peak memory of one attention layer (hidden 256, 8 heads x 32, fp32, batch 1) for dense SDPA, "
-            "BigBird (block 64, 3 window, 2 global, 3 random blocks) and Longformer (window 512) on each backend, "
-            "and Hugging Face's BigBird block-sparse and Longformer attention when transformers is installed. "
-            "Prints a table with ratios against dense SDPA and HF BigBird, writes JSON and a PNG plot next to it."
-        ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--lengths", default=DEFAULT_LENGTHS, help="comma-separated sequence lengths (tokens)")
-    p.add_argument("--out", default="bench_attention.json", help="JSON output; the PNG plot goes next to it")
-    p.add_argument("--repeats", type=int, default=5, help="timed runs per case (median reported), after a warm-up")
-    p.add_argument("--methods", default=",".join(f"{m}/{b}" for m, b in METHODS),
-                   help="comma-separated method/backend pairs to run")
-    p.add_argument("--passes", default=",".join(PASSES), help="fwd, fwd+bwd or both")
-    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    p.add_argument("--max-seconds", type=float, default=20.0,
-                   help="time budget per case: fewer repeats for slow cases, skip when one run is estimated longer")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--core", action="store_true",
-                   help="time the attention alone: q, k, v (1, 8, T, 32) are the inputs, no projections "
-                        "(HF BigBird through its bigbird_block_sparse_attention; HF Longformer has no such entry)")
-    p.add_argument("--no-tensor-memory", action="store_true",
-                   help="skip the extra profiled run that measures the peak of live tensor bytes")
-    p.add_argument("--worker", help=argparse.SUPPRESS)
-    return p
+@dataclass(frozen=True)
+class Settings:
+    """One run of the benchmark; the defaults are the command's defaults."""
+
+    lengths: tuple[int, ...] = DEFAULT_LENGTHS  # sequence lengths (tokens), each >= MIN_LENGTH
+    methods: tuple[tuple[str, str], ...] = tuple(METHODS)  # (method, backend) pairs, from METHODS
+    passes: tuple[str, ...] = PASSES  # from PASSES
+    repeats: int = 5  # timed runs per case (median reported), after one warm-up run
+    threads: int = 2  # torch intra-op threads of each worker
+    max_seconds: float = 20.0  # time budget per case
+    device: str = "cpu"  # "cpu" or "cuda"
+    core: bool = False  # time the attention alone (q, k, v given), no projections
+    tensor_memory: bool = True  # one more profiled run per case for the peak of live tensor bytes (CPU)
+
+    def __post_init__(self):
+        if not self.lengths or min(self.lengths) < MIN_LENGTH:
+            raise ValueError(f"lengths must be >= {MIN_LENGTH} tokens each, got {list(self.lengths)}")
+        unknown = [f"{m}/{b}" for m, b in self.methods if (m, b) not in METHODS]
+        if unknown or not self.methods:
+            raise ValueError(f"unknown methods {unknown} (choose from {', '.join(method_names())})")
+        bad = [p for p in self.passes if p not in PASSES]
+        if bad or not self.passes:
+            raise ValueError(f"unknown passes {bad or list(self.passes)} (choose from {', '.join(PASSES)})")
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+
+
+def method_names() -> list[str]:
+    """``method/backend`` of every method, in table order."""
+    return [f"{m}/{b}" for m, b in METHODS]
 
 
 # ----------------------------------------------------------------------------------------------- layers
@@ -107,7 +124,7 @@ def _make_layer(method: str, backend: str, T: int, device: str):
     """(callable x -> y, module) for one method; x (1, T, 256)."""
     import torch
 
-    from genomics_lm.attention import attend, bigbird, dense, longformer
+    from genomics_lm.attention import attend
 
     torch.manual_seed(0)
     if method.startswith("hf-"):
@@ -141,8 +158,7 @@ def _make_layer(method: str, backend: str, T: int, device: str):
 
         return fn, mod
 
-    pattern = {"dense": dense(), "bigbird": bigbird(64, 3, 2, 3, seed=0),
-               "longformer": longformer(512, global_tokens=(0,))}[method]
+    pattern = _pattern(method)
     mod = torch.nn.Linear(HIDDEN, 3 * HIDDEN).to(device)
     be = "blocked" if backend == "sdpa" else backend
 
@@ -159,7 +175,7 @@ def _make_core(method: str, backend: str, T: int, device: str):
     """(callable (q, k, v) -> (1, H, T, D), module or None): the attention alone, q/k/v (1, 8, T, 32) given."""
     import torch
 
-    from genomics_lm.attention import attend, bigbird, dense, longformer
+    from genomics_lm.attention import attend
 
     if method == "hf-longformer":
         raise _Skip("LongformerSelfAttention computes its global projections inside: no attention-only entry point")
@@ -180,10 +196,20 @@ def _make_core(method: str, backend: str, T: int, device: str):
             return ctx.transpose(1, 2)  # (1, T, H, D) -> (1, H, T, D)
 
         return fn, None
-    pattern = {"dense": dense(), "bigbird": bigbird(64, 3, 2, 3, seed=0),
-               "longformer": longformer(512, global_tokens=(0,))}[method]
+    pattern = _pattern(method)
     be = "blocked" if backend == "sdpa" else backend
     return (lambda q, k, v: attend(q, k, v, pattern, backend=be)), None
+
+
+def _pattern(method: str):
+    """Our pattern of ``method``: BIGBIRD / LONGFORMER settings (what the meta records), or dense."""
+    from genomics_lm.attention import bigbird, dense, longformer
+
+    if method == "bigbird":
+        return bigbird(**BIGBIRD, seed=0)
+    if method == "longformer":
+        return longformer(LONGFORMER["window"], global_tokens=tuple(LONGFORMER["global_tokens"]))
+    return dense()
 
 
 class _Skip(Exception):
@@ -368,12 +394,19 @@ def _tensor_peak(once, torch) -> float | None:
 # ----------------------------------------------------------------------------------------------- parent
 
 
-def _run_method(method: str, backend: str, args, lengths: list[int], passes: list[str]) -> list[dict]:
-    spec = {"method": method, "backend": backend, "lengths": lengths, "passes": passes, "repeats": args.repeats,
-            "threads": args.threads, "max_seconds": args.max_seconds, "device": args.device,
-            "tensor_memory": not args.no_tensor_memory, "core": args.core}
-    cmd = [sys.executable, "-m", "genomics_lm.bench_attention", "--worker", json.dumps(spec)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+def run_method(method: str, backend: str, settings: Settings, log: Log | None = None) -> list[dict]:
+    """Every (length, pass) case of one method in a fresh worker process; one record per case.
+
+    The worker gets a JSON spec (method, backend, lengths, passes, repeats, threads, max_seconds, device,
+    tensor_memory, core). A case that fails, or that the worker did not reach, gets a ``skipped`` record with the
+    reason. ``log`` receives one progress line per case.
+    """
+    spec = {"method": method, "backend": backend, "lengths": list(settings.lengths),
+            "passes": list(settings.passes), "repeats": settings.repeats, "threads": settings.threads,
+            "max_seconds": settings.max_seconds, "device": settings.device,
+            "tensor_memory": settings.tensor_memory, "core": settings.core}
+    cmd = [sys.executable, "-m", "genomics_lm.bench.attention", "--worker", json.dumps(spec)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(settings.threads))
     records = []
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -381,30 +414,83 @@ def _run_method(method: str, backend: str, args, lengths: list[int], passes: lis
             if line.startswith("RESULT "):
                 rec = json.loads(line[7:])
                 records.append(rec)
-                _print_progress(rec)
+                if log is not None:
+                    log(progress_line(rec))
         err = proc.stderr.read()
     except BaseException:  # interrupted: do not leave the worker running
         proc.kill()
         raise
     if proc.wait() != 0:
         reason = err.strip().splitlines()[-1] if err.strip() else f"exit status {proc.returncode}"
-        print(f"  {method}/{backend}: worker failed: {reason}", file=sys.stderr)
+        if log is not None:
+            log(f"  {method}/{backend}: worker failed: {reason}")
         seen = {(r["length"], r["pass"]) for r in records}
-        for T in lengths:
-            for pas in passes:
+        for T in settings.lengths:
+            for pas in settings.passes:
                 if (T, pas) not in seen:
                     records.append({"method": method, "backend": backend, "length": T, "pass": pas,
                                     "skipped": f"worker failed: {reason}"[:300]})
     return records
 
 
-def _print_progress(rec: dict) -> None:
+def run(settings: Settings, log: Log | None = None) -> dict:
+    """Run every method of ``settings``, one worker process each, in table order.
+
+    Returns ``{"meta": {...}, "records": [...]}`` (what :func:`write_json` writes): ``meta`` holds the layer,
+    the patterns, the settings, library versions and the load average at the start and end. ``log`` receives
+    one progress line per case.
+    """
+    import torch
+
+    try:
+        import transformers  # noqa: F401
+
+        have_hf = True
+    except ImportError:
+        have_hf = False
+    load = os.getloadavg()
+    records: list[dict] = []
+    for m, b in settings.methods:
+        if m.startswith("hf-") and not have_hf:
+            for T in settings.lengths:
+                for pas in settings.passes:
+                    rec = {"method": m, "backend": b, "length": T, "pass": pas,
+                           "skipped": "transformers is not installed"}
+                    records.append(rec)
+                    if log is not None:
+                        log(progress_line(rec))
+            continue
+        records += run_method(m, b, settings, log)
+    meta = {
+        "layer": {"hidden": HIDDEN, "heads": HEADS, "head_dim": HIDDEN // HEADS, "dtype": "float32", "batch": 1},
+        "mode": "attention core (q, k, v given)" if settings.core else "layer (q/k/v projections + attention)",
+        "bigbird": BIGBIRD, "longformer": LONGFORMER,
+        "threads": settings.threads, "repeats": settings.repeats, "max_seconds": settings.max_seconds,
+        "device": settings.device,
+        "torch": torch.__version__, "transformers": _version("transformers"), "python": platform.python_version(),
+        "machine": platform.machine(), "cpus": os.cpu_count() or 1, "load_average_start": load,
+        "load_average_end": os.getloadavg(),
+        "time": "median of repeats after one warm-up run",
+        "memory": "peak_mem_mb: peak resident memory growth over the timed runs (VmHWM after malloc_trim + "
+                  "clear_refs); tensor_peak_mb: peak of live tensor bytes in one profiled run",
+    }
+    return {"meta": meta, "records": records}
+
+
+def write_json(result: dict, path: Path) -> None:
+    """Write :func:`run`'s result as JSON (creating the folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+
+
+def progress_line(rec: dict) -> str:
+    """One line for one record: time, peak memory and repeats, or the reason it was skipped."""
     name = f"{rec['method']}/{rec['backend']}"
     if "skipped" in rec:
-        print(f"  {name:<22} {rec['length']:>6} {rec['pass']:<8} skipped: {rec['skipped']}", flush=True)
-    else:
-        print(f"  {name:<22} {rec['length']:>6} {rec['pass']:<8} {rec['time_s'] * 1e3:10.1f} ms "
-              f"{rec['peak_mem_mb']:9.1f} MB  ({rec['repeats']} runs)", flush=True)
+        return f"  {name:<22} {rec['length']:>6} {rec['pass']:<8} skipped: {rec['skipped']}"
+    return (f"  {name:<22} {rec['length']:>6} {rec['pass']:<8} {rec['time_s'] * 1e3:10.1f} ms "
+            f"{rec['peak_mem_mb']:9.1f} MB  ({rec['repeats']} runs)")
 
 
 def _index(records):
@@ -446,6 +532,7 @@ def format_table(records: list[dict]) -> str:
 
 
 def plot(records: list[dict], path: Path) -> None:
+    """Three log-log panels (fwd time, fwd+bwd time, fwd+bwd peak memory) against length, written to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -482,78 +569,6 @@ def plot(records: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.worker:
-        return _run_worker(json.loads(args.worker))
-    from genomics_lm.errors import UserError
-
-    try:
-        lengths = sorted({int(x) for x in args.lengths.split(",") if x.strip()})
-    except ValueError:
-        raise UserError(f"--lengths must be comma-separated integers, got {args.lengths!r}") from None
-    if not lengths or min(lengths) < 64:
-        raise UserError(f"--lengths must be >= 64 tokens each, got {args.lengths!r}")
-    passes = [p.strip() for p in args.passes.split(",") if p.strip()]
-    bad = [p for p in passes if p not in PASSES]
-    if bad or not passes:
-        raise UserError(f"--passes: unknown {bad or passes} (choose from {', '.join(PASSES)})")
-    if args.repeats < 1:
-        raise UserError(f"--repeats must be >= 1, got {args.repeats}")
-    known = {f"{m}/{b}": (m, b) for m, b in METHODS}
-    wanted = [s.strip() for s in args.methods.split(",") if s.strip()]
-    unknown = [w for w in wanted if w not in known]
-    if unknown:
-        raise UserError(f"--methods: unknown {unknown} (choose from {', '.join(known)})")
-    methods = [known[w] for w in wanted]
-    try:
-        import transformers  # noqa: F401
-
-        have_hf = True
-    except ImportError:
-        have_hf = False
-    load = os.getloadavg()
-    ncpu = os.cpu_count() or 1
-    print(f"bench attention ({'attention core' if args.core else 'layer'}): lengths {lengths}, passes {passes}, "
-          f"{args.threads} threads, repeats {args.repeats}, load average {load[0]:.2f} on {ncpu} CPUs")
-    if load[0] > 0.5 * ncpu:
-        print(f"warning: the machine is busy (load {load[0]:.2f}); timings will be inflated", file=sys.stderr)
-    records: list[dict] = []
-    for m, b in methods:
-        if m.startswith("hf-") and not have_hf:
-            for T in lengths:
-                for pas in passes:
-                    rec = {"method": m, "backend": b, "length": T, "pass": pas,
-                           "skipped": "transformers is not installed"}
-                    records.append(rec)
-                    _print_progress(rec)
-            continue
-        records += _run_method(m, b, args, lengths, passes)
-    import torch
-
-    meta = {
-        "layer": {"hidden": HIDDEN, "heads": HEADS, "head_dim": HIDDEN // HEADS, "dtype": "float32", "batch": 1},
-        "mode": "attention core (q, k, v given)" if args.core else "layer (q/k/v projections + attention)",
-        "bigbird": {"block_size": 64, "window_blocks": 3, "global_blocks": 2, "random_blocks": 3},
-        "longformer": {"window": 512, "global_tokens": [0]},
-        "threads": args.threads, "repeats": args.repeats, "max_seconds": args.max_seconds, "device": args.device,
-        "torch": torch.__version__, "transformers": _version("transformers"), "python": platform.python_version(),
-        "machine": platform.machine(), "cpus": ncpu, "load_average_start": load, "load_average_end": os.getloadavg(),
-        "time": "median of repeats after one warm-up run",
-        "memory": "peak_mem_mb: peak resident memory growth over the timed runs (VmHWM after malloc_trim + "
-                  "clear_refs); tensor_peak_mb: peak of live tensor bytes in one profiled run",
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "records": records}, indent=1))
-    png = out.with_suffix(".png")
-    plot(records, png)
-    print()
-    print(format_table(records))
-    print(f"\nwrote {out} and {png}")
-    return 0
-
-
 def _version(name: str) -> str | None:
     try:
         from importlib.metadata import version
@@ -563,5 +578,14 @@ def _version(name: str) -> str | None:
         return None
 
 
-if __name__ == "__main__":  # the worker entry: python -m genomics_lm.bench_attention --worker SPEC
-    sys.exit(main())
+def _worker_main(argv: list[str]) -> int:
+    """The worker entry of :func:`run_method`: ``python -m genomics_lm.bench.attention --worker SPEC``."""
+    if len(argv) != 2 or argv[0] != "--worker":
+        sys.stderr.write("usage: python -m genomics_lm.bench.attention --worker SPEC  (internal: run by "
+                         "'genomics-lm bench attention')\n")
+        return 2
+    return _run_worker(json.loads(argv[1]))
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1:]))

@@ -1,0 +1,81 @@
+"""``genomics-lm``: the command line. The only package that parses arguments and prints.
+
+One module per command (``genomics_lm/cli/<command>.py``), each exposing ``main(argv: list[str]) -> int``:
+it parses, calls a stage function of the package, and prints. Modules are imported only when their command
+runs, so ``genomics-lm --help`` is instant. :class:`~genomics_lm.errors.UserError` becomes a one-line
+message and exit status 2. :func:`dispatch` is shared with ``genomics-lm bench <what>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """The commands' help format: "(default: X)" added once, and not where the help states its default or
+    where there is none (None/False)."""
+
+    def _get_help_string(self, action):
+        helptext = action.help or ""
+        if action.default is None or action.default is False or "default" in helptext:
+            return helptext
+        return super()._get_help_string(action)
+
+
+class RawHelpFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
+    """:class:`HelpFormatter` that keeps the description's line breaks (tables, lists)."""
+
+# command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "tokenize": ("genomics_lm.cli.tokenize", "tokenize a FASTA genome into k-mer windows in an HDF5 token store"),
+    "pretrain": ("genomics_lm.cli.pretrain", "masked-LM pretraining with PyTorch Lightning (LightningCLI: fit/validate)"),
+    "summarize": ("genomics_lm.cli.summarize", "summarize pretraining runs: final val loss/accuracy next to the baselines"),
+    "bench": ("genomics_lm.cli.bench", "benchmarks: 'bench attention', 'bench tokenizer', 'bench train'"),
+}
+
+
+def usage(prog: str, about: str, commands: dict[str, tuple[str, str]], what: str = "command") -> str:
+    """The usage text of a dispatcher: one line per command with its help."""
+    lines = [f"usage: {prog} <{what}> [options]", "", about, "", f"{what}s:"]
+    width = max(len(c) for c in commands)
+    for name, (_, helptext) in commands.items():
+        lines.append(f"  {name:<{width}}  {helptext}")
+    lines += ["", f"Run '{prog} <{what}> --help' for the options of a {what}."]
+    return "\n".join(lines)
+
+
+def dispatch(prog: str, about: str, commands: dict[str, tuple[str, str]], argv: list[str], what: str = "command") -> int:
+    """Run ``commands[argv[0]]``'s ``main(argv[1:])``; help for no or ``-h``; one line for an unknown name."""
+    from genomics_lm.errors import UserError
+
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage(prog, about, commands, what))
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in commands:
+        raise UserError(f"unknown {what} {name!r} (choose from {', '.join(commands)})")
+    return int(importlib.import_module(commands[name][0]).main(rest) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from genomics_lm import __version__
+    from genomics_lm.errors import UserError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--version":
+        print(f"genomics-lm {__version__}")
+        return 0
+    name = argv[0] if argv and not argv[0].startswith("-") else ""
+    prog = f"genomics-lm {name}".strip()
+    try:
+        return dispatch("genomics-lm", "Long-context DNA language models (BigBird / Longformer / dense attention).",
+                        COMMANDS, argv)
+    except UserError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
