@@ -7,7 +7,8 @@ dict with a ``"genomics_lm"`` record of plain JSON-able values next to the weigh
 
     {"genomics_lm": {
         "format": "genomics_lm.checkpoint", "format_version": 2, "genomics_lm_version": "0.1.0",
-        "task": "mlm",                                   # what the weights are: the masked-LM model
+        "task": "mlm" | "classify",                      # the masked-LM model, or a fine-tuned classifier
+        "label_names": [...], "pooling": "mean", "add_cls": false,   # classify only: C sigmoid outputs
         "model_config": ModelConfig.to_dict(),           # tokenizer record {k, stride, vocab_size}, sizes,
                                                          # attention kind and each pattern's own parameters
         "data": {...},                                   # provenance: token stores, their source FASTA sha256
@@ -31,7 +32,7 @@ import torch
 from genomics_lm import __version__
 from genomics_lm.errors import UserError
 from genomics_lm.files import atomic_write
-from genomics_lm.model import ConfigError, MaskedLM, ModelConfig
+from genomics_lm.model import ConfigError, MaskedLM, ModelConfig, MultiLabelClassifier
 from genomics_lm.tokenizer import KmerTokenizer, check_same_tokenizer
 
 META_KEY = "genomics_lm"
@@ -157,8 +158,14 @@ def load_pretrained(path: str | os.PathLike, map_location: str | torch.device = 
     config, meta = read_record(ckpt, path)
     if expect is not None:
         check_same_tokenizer(expect, config.tokenizer, expect_name, f"checkpoint {path}")
-    state = model_state(ckpt, path)
+    if meta.get("task", "mlm") != "mlm":
+        raise UserError(f"{path}: a {meta.get('task')!r} checkpoint, not a pretrained masked LM")
     model = MaskedLM(config)
+    _load_weights(model, model_state(ckpt, path), path)
+    return model.to(map_location).eval(), config, meta
+
+
+def _load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], path) -> None:
     missing, unexpected = model.load_state_dict(state, strict=False)
     own = model.state_dict()
     bad = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in state.items()
@@ -166,6 +173,31 @@ def load_pretrained(path: str | os.PathLike, map_location: str | torch.device = 
     if missing or unexpected or bad:
         raise UserError(f"{path}: weights do not fit the model config they came with "
                         f"(missing {missing[:5]}, unexpected {unexpected[:5]}, shape {bad[:5]})")
+
+
+CLASSIFY = "classify"
+
+
+def load_classifier(path: str | os.PathLike, map_location: str | torch.device = "cpu"
+                    ) -> tuple[MultiLabelClassifier, ModelConfig, dict[str, Any]]:
+    """Rebuild a fine-tuned classifier (C independent sigmoid outputs, one per label name) from its checkpoint.
+
+    Returns ``(model in eval mode, ModelConfig, record)``; the record holds ``label_names``, ``pooling`` and
+    ``add_cls`` (whether a [CLS] token goes in front of every input). A pretraining checkpoint is refused with
+    a pointer to ``genomics-lm finetune``.
+    """
+    ckpt = read_checkpoint(path)
+    config, meta = read_record(ckpt, path)
+    if meta.get("task") != CLASSIFY:
+        if meta.get("task") == "mlm":
+            raise UserError(f"{path}: a pretraining checkpoint (masked LM, no label names): fine-tune it first "
+                            "with 'genomics-lm finetune fit --model.pretrained ...'")
+        raise UserError(f"{path}: checkpoint task {meta.get('task')!r} is not a fine-tuned classifier")
+    names = meta.get("label_names")
+    if not isinstance(names, list) or not names:
+        raise UserError(f"{path}: fine-tuned checkpoint without label names")
+    model = MultiLabelClassifier(config, len(names), pooling=meta.get("pooling", "mean"))
+    _load_weights(model, model_state(ckpt, path), path)
     return model.to(map_location).eval(), config, meta
 
 
@@ -175,6 +207,12 @@ def save_model(model: torch.nn.Module, record: Mapping[str, Any], out_path: str 
     with atomic_write(out) as tmp:
         torch.save({META_KEY: dict(record), "state_dict": model.state_dict()}, tmp)
     return out
+
+
+def export_classifier(ckpt_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+    """Write the model-only file of a fine-tuning checkpoint (what ``evaluate`` and ``score`` read)."""
+    model, _, meta = load_classifier(ckpt_path)
+    return save_model(model, {**meta, "exported_from": str(ckpt_path)}, out_path)
 
 
 def export_pretrained(ckpt_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:

@@ -501,3 +501,156 @@ class MLMDataModule(pl.LightningDataModule if pl is not None else object):
         s = ds.store
         return {"train_store": str(self.train_path), "val_store": str(self.val_path), "source": s.source,
                 "seq_len": self.seq_len, "window_tokens": s.window_tokens}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Labelled task stores (fine-tuning)
+# ----------------------------------------------------------------------------------------------------
+
+
+def task_label_names(task_dir: str | Path | None) -> list[str]:
+    """The label names of a task folder's train store (what the classifier head predicts)."""
+    if task_dir is None:
+        raise UserError("set data.task_dir (the --out-dir of 'genomics-lm make-task')")
+    path = Path(task_dir) / "train.h5"
+    if not path.exists():
+        raise UserError(f"{path}: no such task store (expected the train split written by 'genomics-lm make-task "
+                        f"--out-dir {task_dir}')")
+    store = TokenStore(path)
+    if not store.has_labels or not store.label_names:
+        raise UserError(f"{path}: a token store without labels (not written by 'genomics-lm make-task')")
+    return list(store.label_names)
+
+
+class TaskDataset(Dataset):
+    """Labelled sequences of a task store: ``{"tokens": (n,) long, "labels": (C,) float (NaN = unobserved)}``.
+
+    Rows are stored right-padded with [PAD]; a sample is the row without its padding (variable length, batched
+    by :func:`collate_task`). In training the reverse-complement strand is taken with probability ``rc_prob``,
+    drawn from a generator seeded with ``(seed, epoch, i)`` (the same sample whatever the workers or restarts).
+    """
+
+    def __init__(self, store: TokenStore, *, train: bool, rc_prob: float = 0.0, seed: int = 0):
+        if not store.has_labels:
+            raise UserError(f"{store.path}: token store has no labels (write it with 'genomics-lm make-task')")
+        if not 0.0 <= rc_prob <= 1.0:
+            raise UserError(f"rc_prob must be in [0, 1], got {rc_prob}")
+        self.store, self.train = store, bool(train)
+        self.tokenizer = store.tokenizer
+        self.rc_prob, self.seed = float(rc_prob) if train else 0.0, int(seed)
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        from genomics_lm.score import trim_padding
+
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        i = int(i)
+        ids = trim_padding(np.asarray(self.store[i]))
+        if self.rc_prob and _rng(self.seed, _TRAIN, epoch, i).random() < self.rc_prob:
+            ids = reverse_complement_ids(ids, self.tokenizer.k)
+        return {"tokens": torch.from_numpy(ids.astype(np.int64)),
+                "labels": torch.from_numpy(np.asarray(self.store.labels(i), dtype=np.float32))}
+
+
+def collate_task(samples: list[dict[str, torch.Tensor]], add_cls: bool = False) -> dict[str, torch.Tensor]:
+    """Pad a batch to its longest member: ``input_ids``/``attention_mask`` (B, T), ``labels`` (B, C)."""
+    from genomics_lm.score import pad_batch
+
+    ids, mask = pad_batch([s["tokens"].numpy() for s in samples], add_cls)
+    return {"input_ids": ids, "attention_mask": mask, "labels": torch.stack([s["labels"] for s in samples])}
+
+
+class TaskDataModule(pl.LightningDataModule if pl is not None else object):
+    """Train/val data of a task folder written by ``genomics-lm make-task`` (train.h5, val.h5).
+
+    Args:
+        task_dir: the --out-dir of 'genomics-lm make-task'.
+        batch_size: sequences per batch and device (padded to the longest of the batch).
+        val_batch_size: default batch_size.
+        num_workers: DataLoader worker processes (each opens its own HDF5 handle).
+        rc_prob: probability of the reverse-complement strand in training (augmentation).
+        add_cls: put [CLS] in front of every sequence (for pooling="cls"; linked to the model).
+        seed: seed of the data order and of the strand draws.
+        pin_memory: pin host memory (GPU runs).
+    """
+
+    def __init__(self, task_dir: str | None = None, batch_size: int = 32, val_batch_size: int | None = None,
+                 num_workers: int = 0, rc_prob: float = 0.5, add_cls: bool = False, seed: int = 0,
+                 pin_memory: bool = False):
+        super().__init__()
+        self.save_hyperparameters()
+        if task_dir is None:
+            raise UserError("set data.task_dir (the --out-dir of 'genomics-lm make-task')")
+        self.task_dir = Path(task_dir)
+        self.batch_size, self.val_batch_size = int(batch_size), int(val_batch_size or batch_size)
+        if self.batch_size < 1:
+            raise UserError(f"batch_size must be at least 1, got {batch_size}")
+        self.num_workers, self.pin_memory = int(num_workers), bool(pin_memory)
+        self.rc_prob, self.add_cls, self.seed = float(rc_prob), bool(add_cls), int(seed)
+        self.train_ds: TaskDataset | None = None
+        self.val_ds: TaskDataset | None = None
+
+    def _open(self, split: str) -> TokenStore:
+        path = self.task_dir / f"{split}.h5"
+        if not path.exists():
+            raise UserError(f"{path}: no such task store (expected the {split} split written by 'genomics-lm "
+                            f"make-task --out-dir {self.task_dir}')")
+        return TokenStore(path)
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit") and self.train_ds is None:
+            self.train_ds = TaskDataset(self._open("train"), train=True, rc_prob=self.rc_prob, seed=self.seed)
+        if stage in (None, "fit", "validate") and self.val_ds is None:
+            self.val_ds = TaskDataset(self._open("val"), train=False)
+        if self.train_ds is not None and self.val_ds is not None:
+            a, b = self.train_ds.store, self.val_ds.store
+            check_same_tokenizer(b.tokenizer, a.tokenizer, f"val store {b.path}", f"train store {a.path}")
+            if a.label_names != b.label_names:
+                raise UserError(f"{b.path} has labels {b.label_names} but {a.path} has {a.label_names}")
+
+    def check_tokenizer(self, tokenizer: KmerTokenizer, name: str) -> None:
+        """Raise a one-line error naming both sides unless every opened store has ``tokenizer``."""
+        for ds in (self.train_ds, self.val_ds):
+            if ds is not None:
+                check_same_tokenizer(ds.store.tokenizer, tokenizer, f"task store {ds.store.path}", name)
+
+    def label_names(self) -> list[str]:
+        ds = self.train_ds or self.val_ds
+        return list(ds.store.label_names) if ds is not None else task_label_names(self.task_dir)
+
+    def positive_fraction(self) -> np.ndarray:
+        """(C,) fraction of positives among the observed training labels (for pos_weight="auto")."""
+        if self.train_ds is None:
+            self.setup("fit")
+        labels = np.asarray(self.train_ds.store.h5["labels"][:], dtype=np.float64)
+        observed = ~np.isnan(labels)
+        return np.nansum(labels, axis=0) / np.maximum(observed.sum(axis=0), 1)
+
+    def provenance(self) -> dict[str, Any]:
+        ds = self.train_ds or self.val_ds
+        if ds is None:
+            return {}
+        return {"task_dir": str(self.task_dir), "source": ds.store.source, "label_names": ds.store.label_names}
+
+    def _collate(self):
+        import functools
+
+        return functools.partial(collate_task, add_cls=self.add_cls)  # picklable for worker processes
+
+    def train_dataloader(self) -> ResumableDataLoader:
+        if self.train_ds is None:
+            self.setup("fit")
+        world, rank = (1, 0) if getattr(self, "trainer", None) is None else (
+            int(self.trainer.world_size), int(self.trainer.global_rank))
+        sampler = EpochSeededSampler(self.train_ds, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
+        return ResumableDataLoader(self.train_ds, sampler=sampler, batch_size=self.batch_size,
+                                   num_workers=self.num_workers, pin_memory=self.pin_memory,
+                                   collate_fn=self._collate())
+
+    def val_dataloader(self) -> DataLoader:
+        if self.val_ds is None:
+            self.setup("validate")
+        return DataLoader(self.val_ds, batch_size=self.val_batch_size, shuffle=False, num_workers=self.num_workers,
+                          pin_memory=self.pin_memory, collate_fn=self._collate())
