@@ -30,7 +30,10 @@ class RawHelpFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "tokenize": ("genomics_lm.cli.tokenize", "tokenize a FASTA genome into k-mer windows in an HDF5 token store"),
+    "make-task": ("genomics_lm.cli.make_task", "build fine-tuning task stores (train/val/test.h5) from FASTA pairs or labelled tables"),
     "pretrain": ("genomics_lm.cli.pretrain", "masked-LM pretraining with PyTorch Lightning (LightningCLI: fit/validate)"),
+    "finetune": ("genomics_lm.cli.finetune", "fine-tune on a task folder of 'make-task' (LightningCLI: fit/validate)"),
+    "evaluate": ("genomics_lm.cli.evaluate", "metrics of a fine-tuned model on a task split next to a k-mer baseline"),
     "summarize": ("genomics_lm.cli.summarize", "summarize pretraining runs: final val loss/accuracy next to the baselines"),
     "bench": ("genomics_lm.cli.bench", "benchmarks: 'bench attention', 'bench tokenizer', 'bench train'"),
 }

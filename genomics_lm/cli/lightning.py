@@ -42,6 +42,8 @@ class TrainCommand:
     monitor: str = "val/loss"  # the metric that picks best.ckpt
     mode: str = "min"
     note: str = ""  # appended to the line printed after fit
+    # (source, target, compute function or None): e.g. the label names of the task store become the model's
+    links: tuple[tuple[str, str, str | None], ...] = ()
 
 
 def _load(spec: str) -> Any:
@@ -159,6 +161,8 @@ def _build_cli_class(cmd: TrainCommand):
             return
 
         def add_arguments_to_parser(self, parser) -> None:
+            for source, target, compute in cmd.links:
+                parser.link_arguments(source, target, compute_fn=_load(compute) if compute else None)
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
             parser.set_defaults({
                 "checkpoint.monitor": cmd.monitor, "checkpoint.mode": cmd.mode, "checkpoint.save_top_k": 1,
