@@ -210,7 +210,7 @@ def test_flex_backward_matches_reference_cuda():
 
 
 def test_flex_backward_on_cpu_raises_clearly():
-    q, k, v, _ = _inputs(1, 1, 64, 16)
+    q, k, v, _ = _inputs(1, 1, 256, 16)  # 16 blocks: really sparse (a complete pattern is computed by SDPA)
     q.requires_grad_(True)
     with pytest.raises(ValueError, match="no backward on CPU"):
         attend(q, k, v, bigbird(16), backend="flex")

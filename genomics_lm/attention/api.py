@@ -15,7 +15,9 @@ Backends
                ``auto`` keeps ``blocked`` on CPU; ask for ``backend="flex"`` explicitly for CPU inference.
 
 The ``dense`` pattern is computed by ``scaled_dot_product_attention`` with the key padding mask on every
-backend except ``reference`` (it *is* one dense block).
+backend except ``reference`` (it *is* one dense block), and so is any pattern that covers every pair at the
+length given (``pattern.is_complete``: short inputs, e.g. 27 tokens under BigBird blocks of 32). The result is
+the same attention; only the kernel is the one that fits.
 
 Outputs at padded query positions (``key_padding_mask`` False) are exactly zero on every backend. The returned
 tensor is (B, H, T, D) but not necessarily contiguous: for long sequences ``blocked`` writes it in (B, T, H, D)
@@ -86,9 +88,9 @@ def attend(
     if name == "reference":
         return reference_attention(q, k, v, pattern, key_padding_mask, layer)
     B, H, T, D = q.shape
-    layout = pattern.layout(T, H, layer)
-    if layout is None:  # the dense pattern
+    if pattern.is_complete(T, H, layer):  # dense, or a pattern that covers every pair at this length
         return dense_sdpa(q, k, v, key_padding_mask)
+    layout = pattern.layout(T, H, layer)
     if name == "flex":
         from genomics_lm.attention.flex import flex_block_attention
 

@@ -19,8 +19,9 @@ Longformer accepts one window for all layers or a tuple with one window per laye
 
 Short inputs: when a sequence has no more blocks than ``window_blocks + global_blocks + random_blocks``, the
 BigBird pattern is defined to give every query block *all* blocks outside its window and the global blocks as
-its "random" set, so the pattern covers every pair and :meth:`density` says 1.0. The kernels compute it with
-their ordinary block-sparse machinery (no hidden switch to another attention).
+its "random" set, so the pattern covers every pair and :meth:`density` says 1.0 (likewise a Longformer band at
+least as wide as the sequence). :meth:`AttentionPattern.is_complete` says so, and :func:`attend` then computes
+the pattern as what it is, one dense block (SDPA): an explicit, tested rule, not a hidden switch of mode.
 
 Semantics
 ---------
@@ -88,9 +89,24 @@ class AttentionPattern(abc.ABC):
         """Fraction of the ``seq_len**2`` query/key pairs the pattern allows (mean over heads)."""
         ...
 
+    def is_complete(self, seq_len: int, num_heads: int = 1, layer: int = 0) -> bool:
+        """True when the pattern allows every query/key pair at this length (its density is exactly 1.0).
+
+        Short inputs: a BigBird sequence with no more blocks than window + global + random blocks, or a
+        Longformer band (dilation 1) at least as wide as the sequence. :func:`genomics_lm.attention.attend`
+        computes such a pattern as what it is, one dense block (SDPA): the same result, without block
+        machinery.
+        """
+        return _is_complete(self, int(seq_len), int(num_heads), int(layer))
+
     def describe(self) -> str:
         params = ", ".join(f"{k}={v}" for k, v in self.to_dict().items() if k != "kind")
         return f"{self.kind}({params})"
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_complete(pattern: AttentionPattern, seq_len: int, num_heads: int, layer: int) -> bool:
+    return pattern.density(seq_len, num_heads, layer) >= 1.0  # exact: pairs and seq_len**2 are integers
 
 
 # --------------------------------------------------------------------------------------------- dense
