@@ -19,11 +19,12 @@ from genomics_lm.data import (
     MLMDataset,
     ResumableDataLoader,
     default_span,
+    kmer_counts,
     mask_tokens,
     mlm_baselines,
 )
 from genomics_lm.errors import UserError
-from genomics_lm.store import TokenStore
+from genomics_lm.store import TokenStore, TokenStoreWriter
 from genomics_lm.tokenizer import KmerTokenizer
 from genomics_lm.tokenizer import CLS_ID, MASK_ID, N_SPECIAL, UNK_ID, decode, reverse_complement, reverse_complement_ids
 
@@ -253,6 +254,73 @@ def test_workers_do_not_change_samples(ecoli_k6):
     assert torch.equal(out[0], out[1])
 
 
+class _Keys(torch.utils.data.Dataset):
+    """n samples; a sample is its own (epoch, index) key, so batches show exactly which samples were drawn."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, key):
+        epoch, i = key
+        return torch.tensor([epoch, i])
+
+
+def test_sampler_shards_are_disjoint_and_cover_the_epoch():
+    for n in (100, 101):
+        shards = [[i for _, i in EpochSeededSampler(_Keys(n), 2, r, seed=3)] for r in (0, 1)]
+        assert len(shards[0]) == len(shards[1]) == math.ceil(n / 2)
+        assert set(shards[0]) | set(shards[1]) == set(range(n))
+        assert len(set(shards[0])) == len(set(shards[1])) == len(shards[0])  # no repeat within a rank
+        overlap = set(shards[0]) & set(shards[1])
+        assert len(overlap) == (0 if n % 2 == 0 else 1)  # DistributedSampler pads an odd epoch with 1 repeat
+
+
+def test_ddp_mid_epoch_resume_each_rank_continues_its_own_share():
+    """Two ranks (of 2) stop after 3 batches of epoch 1 and resume from their loaders' state dicts: each rank's
+    resumed sequence is its uninterrupted one, and over both ranks every sample of the epoch comes exactly once."""
+    n, batch, world, stop = 50, 4, 2, 3
+    ds = _Keys(n)
+
+    def loader(rank, replicas=world):
+        return ResumableDataLoader(ds, sampler=EpochSeededSampler(ds, replicas, rank, seed=7), batch_size=batch)
+
+    seen, resumed = [], []
+    for rank in range(world):
+        ref = loader(rank)
+        ref.sampler.set_epoch(1)
+        reference = [b for b in ref]
+        first = loader(rank)
+        first.sampler.set_epoch(1)
+        it = iter(first)
+        before = [next(it) for _ in range(stop)]
+        state = first.state_dict()
+        assert state == {"epoch": 1, "batches": stop, "batch_size": batch, "num_replicas": world, "seed": 7,
+                         "num_batches": 7}
+        second = loader(rank)  # a fresh process: new loader, new sampler
+        second.load_state_dict(state)
+        after = [b for b in second]
+        got = before + after
+        assert len(got) == len(reference) == 7
+        assert all(torch.equal(x, y) for x, y in zip(got, reference)), rank
+        assert all((b[:, 0] == 1).all() for b in got)  # epoch 1 throughout
+        seen.append(torch.cat(got)[:, 1].tolist())
+        resumed.append(set(torch.cat(after)[:, 1].tolist()))
+        assert len(seen[rank]) == len(set(seen[rank])) == n // world
+        # the skip applies once: the next epoch is the rank's whole share again
+        second.sampler.set_epoch(2)
+        assert len(list(second)) == 7
+    assert sorted(seen[0] + seen[1]) == list(range(n))  # over both ranks: no sample twice, none missing
+    assert not resumed[0] & resumed[1]
+    # resuming a mid-epoch state with another world size restarts the epoch (with a warning), never skips
+    other = loader(0, replicas=1)
+    with pytest.warns(UserWarning, match="another batch size / world size"):
+        other.load_state_dict(state)
+    assert sorted(torch.cat(list(other))[:, 1].tolist()) == list(range(n))
+
+
 # ---------------------------------------------------------------------------------------------------
 # DataModule and bad input
 # ---------------------------------------------------------------------------------------------------
@@ -297,8 +365,53 @@ def test_empty_and_truncated_stores_are_refused(ecoli_k6, tmp_path):
         MLMDataModule(data_dir=str(tmp_path), seq_len=128).setup("fit")
 
 
-def test_baselines(ecoli_k6):
-    b = mlm_baselines(TokenStore(ecoli_k6 / "train.h5"), TokenStore(ecoli_k6 / "val.h5"))
-    assert 7.9 < b["unigram_entropy"] < math.log(4096)
-    assert b["unigram_cross_entropy_val"] >= b["unigram_entropy"] - 0.05
-    assert 0 < b["const_acc_val"] < 0.01 and b["top_kmer_id"] >= N_SPECIAL
+def _write_store(path, rows, split, k=2):
+    with TokenStoreWriter(path, tokenizer=KmerTokenizer(k, k), window_tokens=len(rows[0]), source={"file": "hand"},
+                          split=split) as w:
+        w.append(np.asarray(rows), seqid=["s"] * len(rows), start=[10 * i for i in range(len(rows))],
+                 end=[10 * i + 10 for i in range(len(rows))])
+    return TokenStore(path)
+
+
+def test_baselines_exact_on_hand_made_stores(tmp_path):
+    """Train and val with different k-mer distributions: every baseline is the documented formula on the right
+    split (the top k-mer and the entropy from train, the accuracy and cross-entropy on val), computed by hand."""
+    a, b, c, d = N_SPECIAL + 0, N_SPECIAL + 3, N_SPECIAL + 7, N_SPECIAL + 12  # 2-mers AA, AT, CT, TA
+    train = _write_store(tmp_path / "train.h5", [[a, a, b, a, UNK_ID], [a, c, a, b, a]], "train")
+    val = _write_store(tmp_path / "val.h5", [[b, b, a, b, d], [b, UNK_ID, d, b, c]], "val")
+    # train k-mers: a 6, b 2, c 1 (9; [UNK] is not a k-mer); val: a 1, b 5, c 1, d 2 (9); 16 possible 2-mers
+    counts = kmer_counts(train, chunk_rows=1)
+    assert counts.shape == (N_SPECIAL + 16,) and counts[a] == 6 and counts[b] == 2 and counts[c] == 1
+    assert counts[UNK_ID] == 1 and counts.sum() == 10
+    assert np.array_equal(kmer_counts(val), kmer_counts(val, chunk_rows=1))
+    got = mlm_baselines(train, val)
+    assert got["top_kmer_id"] == a, "the top k-mer must be the most frequent TRAIN k-mer (val's is b)"
+    assert got["const_acc_val"] == pytest.approx(1 / 9, rel=1e-12)  # a is 1 of val's 9 k-mers
+    entropy = -(6 / 9 * math.log(6 / 9) + 2 / 9 * math.log(2 / 9) + 1 / 9 * math.log(1 / 9))
+    assert got["unigram_entropy"] == pytest.approx(entropy, rel=1e-12)
+    # add-one smoothing over the 16 2-mers: p(x) = (train count + 1) / (9 + 16)
+    cross = -(1 * math.log(7 / 25) + 5 * math.log(3 / 25) + 1 * math.log(2 / 25) + 2 * math.log(1 / 25)) / 9
+    assert got["unigram_cross_entropy_val"] == pytest.approx(cross, rel=1e-12)
+    assert set(got) == {"unigram_entropy", "unigram_cross_entropy_val", "const_acc_val", "top_kmer_id"}
+
+
+def test_baselines_on_real_stores_match_a_recount(ecoli_k6):
+    """The real E. coli 6-mer stores: the baselines equal a recount of the raw token arrays (np.unique)."""
+    import h5py
+
+    def count(path):
+        with h5py.File(path, "r") as f:
+            ids, n = np.unique(np.asarray(f["tokens"][:]).ravel(), return_counts=True)
+        keep = ids >= N_SPECIAL
+        return dict(zip(ids[keep].tolist(), n[keep].tolist()))
+
+    ct, cv = count(ecoli_k6 / "train.h5"), count(ecoli_k6 / "val.h5")
+    nt, nv, V = sum(ct.values()), sum(cv.values()), 4**6
+    top = max(ct, key=lambda i: (ct[i], -i))  # ties: the lowest id, as argmax
+    entropy = -sum(n / nt * math.log(n / nt) for n in ct.values())
+    cross = -sum(n * math.log((ct.get(i, 0) + 1) / (nt + V)) for i, n in cv.items()) / nv
+    got = mlm_baselines(TokenStore(ecoli_k6 / "train.h5"), TokenStore(ecoli_k6 / "val.h5"))
+    assert got["top_kmer_id"] == top
+    assert got["const_acc_val"] == pytest.approx(cv.get(top, 0) / nv, rel=1e-12)
+    assert got["unigram_entropy"] == pytest.approx(entropy, rel=1e-9)
+    assert got["unigram_cross_entropy_val"] == pytest.approx(cross, rel=1e-9)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +24,7 @@ import torch
 import yaml
 
 from genomics_lm.cli import main as cli_main
-from genomics_lm.data import IGNORE_INDEX, MLMDataModule, mlm_baselines
+from genomics_lm.data import IGNORE_INDEX, EpochSeededSampler, MLMDataModule, mlm_baselines
 from genomics_lm.errors import UserError
 from genomics_lm.checkpoint import export_pretrained, load_pretrained
 from genomics_lm.model import ModelConfig
@@ -224,10 +226,37 @@ def test_cli_fit_writes_logs_config_checkpoints_export(k6, tmp_path, capfd):
     model, config, meta = load_pretrained(root / "pretrained.pt")
     assert config.attention == "longformer" and config.attention_pattern().to_dict()["window"] == 96  # tiny.yaml
     # validate a checkpoint without its model config: the model comes from the checkpoint
+    best = root / "checkpoints" / "best.ckpt"
     args = ["validate", "--config", str(TINY_YAML), "--data.data_dir", str(k6), "--data.seq_len", "128",
-            "--trainer.default_root_dir", str(tmp_path / "val"), "--trainer.limit_val_batches", "2",
-            "--trainer.enable_progress_bar", "false", "--ckpt_path", str(root / "checkpoints" / "best.ckpt")]
+            "--data.batch_size", "4", "--trainer.default_root_dir", str(tmp_path / "val"),
+            "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false", "--ckpt_path", str(best)]
     assert cli_main(["pretrain", *args]) == 0
+    printed = capfd.readouterr().out
+    rows = [r for r in read_metrics(tmp_path / "val") if r.get("val/loss")]
+    assert len(rows) == 1, rows
+    val_loss = float(rows[0]["val/loss"])
+    shown = re.search(r"val/loss\W+([-+0-9.eE]+)", printed)  # Lightning's results table
+    assert math.isfinite(val_loss) and shown and float(shown.group(1)) == pytest.approx(val_loss), printed
+    # the same validation batches as the fit's validations: the loss the best checkpoint was chosen by
+    state = torch.load(best, weights_only=True)
+    (monitored,) = [v for k, v in state["callbacks"].items() if k.startswith("ModelCheckpoint")]
+    assert monitored["monitor"] == "val/loss"
+    assert val_loss == pytest.approx(float(monitored["best_model_score"]), rel=1e-6)
+    fit_val = [float(r["val/loss"]) for r in read_metrics(root) if r.get("val/loss")]
+    assert len(fit_val) == 2 and val_loss == pytest.approx(min(fit_val), rel=1e-6)
+    # and a recomputation outside Lightning: masked-token cross-entropy over the first 2 validation batches
+    # (val_crops_per_row 2 as in tiny.yaml), averaged over targets
+    model, _, _ = load_pretrained(best)
+    dm = MLMDataModule(data_dir=str(k6), seq_len=128, batch_size=4, val_crops_per_row=2)
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for batch, _ in zip(dm.val_dataloader(), range(2)):
+            logits = model(batch["input_ids"])
+            total += float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(),
+                                                             reduction="sum"))
+            n += int((batch["labels"] != IGNORE_INDEX).sum())
+    # the mean over targets, not over batches (the batches have different target counts: 2e-5 apart here)
+    assert val_loss == pytest.approx(total / n, rel=2e-6)
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -287,40 +316,60 @@ def test_cli_user_errors(k6, tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------------
 
 CLI = [sys.executable, "-m", "genomics_lm", "pretrain"]
+TESTS = Path(__file__).resolve().parent
 
 
 def _env():
+    """Quiet warnings; tests/ importable (helpers_callbacks, for --trainer.callbacks) in the subprocess."""
     env = dict(os.environ)
     env["PYTHONWARNINGS"] = "ignore"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), env.get("PYTHONPATH", "")) if p)
     return env
 
 
+def callbacks_arg(name: str, **init_args) -> tuple[str, str]:
+    """``--trainer.callbacks`` with one callback of tests/helpers_callbacks.py."""
+    return "--trainer.callbacks", json.dumps([{"class_path": f"helpers_callbacks.{name}", "init_args": init_args}])
+
+
+SIGNAL_STEPS = 10
+SIGNAL_EXTRA = ("--checkpoint.every_n_train_steps", "2", "--trainer.val_check_interval", "5",
+                "--trainer.limit_val_batches", "1")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(k6, tmp_path_factory):
+    """The reference run of the signal tests (same config, never stopped): its last.ckpt."""
+    ref = tmp_path_factory.mktemp("uninterrupted")
+    assert cli_main(["pretrain", *cli_args(k6, ref, SIGNAL_STEPS, *SIGNAL_EXTRA)]) == 0
+    return torch.load(ref / "checkpoints" / "last.ckpt", weights_only=True)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
-def test_signal_then_resume_matches_uninterrupted_run(k6, tmp_path, signum):
-    """SIGTERM (and SIGUSR1 outside SLURM) mid-run saves last.ckpt; --resume reaches the same step and weights."""
-    steps = 10
-    extra = ("--checkpoint.every_n_train_steps", "2", "--trainer.val_check_interval", "5",
-             "--trainer.limit_val_batches", "1")
-    ref = tmp_path / "ref"
-    assert cli_main(["pretrain", *cli_args(k6, ref, steps, *extra)]) == 0
+def test_signal_then_resume_matches_uninterrupted_run(k6, tmp_path, signum, uninterrupted):
+    """SIGTERM (and SIGUSR1 outside SLURM) mid-run saves last.ckpt; --resume reaches the same step and weights.
 
+    The run signals itself after optimizer step 3 (a test callback), so the stop is at a known step whatever the
+    machine's speed: Lightning finishes that batch and stops before the next; the checkpoint is at step 3 (not a
+    step of ModelCheckpoint, which saves every 2)."""
+    stop, steps = 3, SIGNAL_STEPS
     run = tmp_path / "run"
-    proc = subprocess.Popen(CLI + cli_args(k6, run, steps, *extra), env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
     last = run / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 240
-    while not last.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signum)
-    out, _ = proc.communicate(timeout=240)
-    assert proc.returncode == 143, out[-3000:]
-    assert "stopped by a signal" in out
-    stopped_at = torch.load(last, weights_only=True)["global_step"]
-    assert 0 < stopped_at < steps, out[-3000:]
+    res = subprocess.run(CLI + cli_args(k6, run, steps, *SIGNAL_EXTRA,
+                                        *callbacks_arg("SignalAtStep", step=stop, signame=signum.name)),
+                         env=_env(), capture_output=True, text=True, timeout=240)
+    out = res.stdout + res.stderr
+    assert res.returncode == 128 + signal.SIGTERM, out[-3000:]
+    assert f"genomics-lm pretrain: stopped by a signal at step {stop}; saved {last}" in out, out[-3000:]
+    stopped = torch.load(last, weights_only=True)
+    assert stopped["global_step"] == stop
+    assert stopped["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"] == stop
+    assert not (run / "pretrained.pt").exists()  # an interrupted fit exports nothing
+    steps_logged = [int(r["step"]) for r in read_metrics(run) if r.get("train/loss")]
+    assert steps_logged == list(range(stop)), steps_logged
 
-    assert cli_main(["pretrain", *cli_args(k6, run, steps, *extra), "--resume"]) == 0
-    a = torch.load(ref / "checkpoints" / "last.ckpt", weights_only=True)
-    b = torch.load(last, weights_only=True)
+    assert cli_main(["pretrain", *cli_args(k6, run, steps, *SIGNAL_EXTRA), "--resume"]) == 0
+    a, b = uninterrupted, torch.load(last, weights_only=True)
     assert a["global_step"] == b["global_step"] == steps
     loader_a = a["loops"]["fit_loop"]["state_dict"]["combined_loader"]
     loader_b = b["loops"]["fit_loop"]["state_dict"]["combined_loader"]
@@ -386,18 +435,43 @@ def test_slurm_sigusr1_saves_requeues_and_resumes(k6, tmp_path, slurm_cluster):
 
 
 def test_ddp_two_cpu_processes(k6, tmp_path):
+    """Two ranks train on disjoint shares of the data: each rank's batches are exactly the first samples of its
+    EpochSeededSampler shard (rank r of 2), and no sample is seen by both."""
+    from helpers_callbacks import sample_fingerprint
+
     root = tmp_path / "ddp"
-    args = cli_args(k6, root, 4, "--trainer.strategy", "ddp", "--trainer.devices", "2",
-                    "--trainer.accelerator", "cpu")
+    steps, batch = 4, 4
+    args = cli_args(k6, root, steps, "--trainer.strategy", "ddp", "--trainer.devices", "2",
+                    "--trainer.accelerator", "cpu", *callbacks_arg("RecordBatches", prefix=str(tmp_path / "seen")))
     res = subprocess.run(CLI + args, env=_env(), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
     text = res.stdout + res.stderr
     assert "GLOBAL_RANK: 0, MEMBER: 1/2" in text and "GLOBAL_RANK: 1, MEMBER: 2/2" in text
     ckpt = torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)
-    assert ckpt["global_step"] == 4
+    assert ckpt["global_step"] == steps
     meta = ckpt["genomics_lm"]
     assert meta["world_size"] == 2 and meta["ranks"] == [0, 1]  # both ranks joined an all_gather
     assert (root / "pretrained.pt").is_file()
+    # what each rank trained on, against the samples its shard of the epoch-0 order holds (the run's data config)
+    data_cfg = yaml.safe_load((root / "csv" / "config.yaml").read_text())["data"]
+    dm = MLMDataModule(**data_cfg)
+    dm.setup("fit")
+    ds = dm.train_ds
+    keys, seen = [], []
+    for rank in (0, 1):
+        record = json.loads((tmp_path / f"seen.rank{rank}.json").read_text())
+        assert record["rank"] == rank and record["world_size"] == 2
+        sampler = EpochSeededSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=data_cfg["seed"])
+        sampler.set_epoch(0)
+        mine = list(sampler)[: steps * batch]
+        items = [ds[key] for key in mine]
+        assert record["samples"] == [sample_fingerprint(x["input_ids"], x["labels"]) for x in items], rank
+        keys.append({i for _, i in mine})
+        seen.append(set(record["samples"]))
+    assert len(keys[0]) == len(keys[1]) == steps * batch and not keys[0] & keys[1]
+    assert not seen[0] & seen[1]  # no sample trained on twice
+    full = [{i for _, i in EpochSeededSampler(ds, 2, r, seed=data_cfg["seed"])} for r in (0, 1)]
+    assert full[0] | full[1] == set(range(len(ds))) and len(full[0] & full[1]) == len(ds) % 2  # the epoch, split
 
 
 # ---------------------------------------------------------------------------------------------------
