@@ -64,5 +64,5 @@ class BlockLayout:
             mask[h, i, self.random[h, i, j]] = True
         kv_num = mask.sum(-1).to(torch.int32)
         # sort True first, keeping ascending block order
-        order = torch.argsort((~mask).to(torch.int8) * nb + blk, dim=-1, stable=True)
+        order = torch.argsort((~mask).to(torch.int64) * nb + blk, dim=-1, stable=True)  # int64: no overflow
         return kv_num, order.to(torch.int32)
