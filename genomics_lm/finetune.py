@@ -156,9 +156,7 @@ class FinetuneModule(pl.LightningModule):
             self.log("val/mcc", self.val_mcc, prog_bar=True, on_step=False, on_epoch=True, batch_size=n)
 
     def configure_optimizers(self):
-        hp = self.hparams
-        return configure_adamw(self, self.model, lr=hp.lr, weight_decay=hp.weight_decay, betas=hp.betas, eps=hp.eps,
-                               warmup_steps=hp.warmup_steps, min_lr_ratio=hp.min_lr_ratio, total_steps=hp.total_steps)
+        return configure_adamw(self)  # AdamW + warm-up/cosine from the hyper-parameters (shared with pretraining)
 
     # -- consistency with the data and the checkpoints -----------------------------------------------
 

@@ -45,13 +45,17 @@ def adamw_groups(named_parameters: Iterable[tuple[str, torch.nn.Parameter]], wei
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def configure_adamw(module: pl.LightningModule, model: torch.nn.Module, *, lr: float, weight_decay: float,
-                    betas, eps: float, warmup_steps: int, min_lr_ratio: float, total_steps: int | None) -> dict:
-    """What ``configure_optimizers`` returns: AdamW + a per-step warm-up/cosine ``LambdaLR``.
+def configure_adamw(module: pl.LightningModule) -> dict:
+    """What ``configure_optimizers`` returns for ``module.model``: AdamW + a per-step warm-up/cosine ``LambdaLR``.
 
-    ``total_steps`` defaults to the Trainer's ``estimated_stepping_batches`` (``max_steps`` or ``max_epochs``
-    worth of optimizer steps).
+    The settings are the module's hyper-parameters ``lr, weight_decay, betas, eps, warmup_steps, min_lr_ratio,
+    total_steps``; ``total_steps`` defaults to the Trainer's ``estimated_stepping_batches`` (``max_steps`` or
+    ``max_epochs`` worth of optimizer steps).
     """
+    hp = module.hparams
+    lr, weight_decay, betas, eps = hp.lr, hp.weight_decay, hp.betas, hp.eps
+    warmup_steps, min_lr_ratio, total_steps = hp.warmup_steps, hp.min_lr_ratio, hp.total_steps
+    model = module.model
     optimizer = torch.optim.AdamW(adamw_groups(model.named_parameters(), weight_decay), lr=lr,
                                   betas=tuple(betas), eps=eps)
     total = total_steps
