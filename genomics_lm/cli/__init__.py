@@ -35,7 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("genomics_lm.cli.finetune", "fine-tune on a task folder of 'make-task' (LightningCLI: fit/validate)"),
     "evaluate": ("genomics_lm.cli.evaluate", "metrics of a fine-tuned model on a task split next to a k-mer baseline"),
     "summarize": ("genomics_lm.cli.summarize", "summarize pretraining runs: final val loss/accuracy next to the baselines"),
-    "bench": ("genomics_lm.cli.bench", "benchmarks: 'bench attention', 'bench tokenizer', 'bench train'"),
+    "bench": ("genomics_lm.cli.bench", "benchmarks: 'bench attention', 'bench tokenizer', 'bench train', 'bench finetune'"),
 }
 
 

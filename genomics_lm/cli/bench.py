@@ -18,6 +18,9 @@ BENCHES: dict[str, tuple[str, str]] = {
                   "k-mer encoding throughput vs the DNABERT-style baseline and memcpy; tokenize end to end"),
     "train": ("genomics_lm.cli.bench_train",
               "MLM training throughput (tokens/s) per attention type vs HF BigBirdForMaskedLM"),
+    "finetune": ("genomics_lm.cli.bench_finetune",
+                 "fine-tuning examples/s and evaluation sequences/s per attention type and input length; "
+                 "k-mer baseline time"),
 }
 
 
