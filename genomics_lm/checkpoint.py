@@ -166,13 +166,17 @@ def load_pretrained(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def _load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], path) -> None:
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    """Load ``state`` into ``model`` or raise one line naming the missing, unexpected and misshapen tensors
+    (checked before loading: torch raises its own multi-line error on a shape mismatch)."""
     own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
     bad = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in state.items()
            if k in own and v.shape != own[k].shape]
     if missing or unexpected or bad:
         raise UserError(f"{path}: weights do not fit the model config they came with "
                         f"(missing {missing[:5]}, unexpected {unexpected[:5]}, shape {bad[:5]})")
+    model.load_state_dict(state, strict=True)
 
 
 CLASSIFY = "classify"
