@@ -30,8 +30,7 @@ from torchmetrics.classification import (
 
 from genomics_lm.checkpoint import CLASSIFY, META_KEY, config_differences, load_pretrained, make_record, read_record
 from genomics_lm.errors import UserError
-from genomics_lm.model import MultiLabelClassifier, ModelConfig, load_encoder_weights
-from genomics_lm.pretrain import DEFAULT_ARCH, _as_config
+from genomics_lm.model import DEFAULT_CONFIG, ModelConfig, MultiLabelClassifier, load_encoder_weights
 from genomics_lm.training import configure_adamw
 
 IGNORE = -1  # the label value torchmetrics ignores (unobserved labels)
@@ -61,7 +60,7 @@ class FinetuneModule(pl.LightningModule):
 
     def __init__(
         self,
-        arch: ModelConfig = DEFAULT_ARCH,
+        arch: ModelConfig = DEFAULT_CONFIG,  # copied in __init__, never mutated
         label_names: list[str] | None = None,
         pretrained: str | None = None,
         pooling: Literal["mean", "cls"] = "mean",
@@ -76,7 +75,7 @@ class FinetuneModule(pl.LightningModule):
         total_steps: int | None = None,
     ):
         super().__init__()
-        self.arch = _as_config(arch)
+        self.arch = ModelConfig.copy_of(arch)
         if not label_names:
             raise UserError("model.label_names is empty: give the task (data.task_dir) the labels come from")
         if pooling == "cls" and not add_cls:

@@ -202,6 +202,11 @@ class ModelConfig:
                 raise ConfigError(f"ModelConfig: tokenizer: {exc}") from None
         return cls(**d).validate()
 
+    @classmethod
+    def copy_of(cls, config: ModelConfig | Mapping[str, Any]) -> ModelConfig:
+        """A private, validated copy of a config or of its ``to_dict()`` (what the LightningModules keep)."""
+        return cls.from_dict(config.to_dict() if isinstance(config, ModelConfig) else dict(config))
+
     # --- attention patterns -------------------------------------------------------------------------
 
     def attention_pattern(self) -> AttentionPattern:
@@ -220,6 +225,9 @@ class ModelConfig:
             return make_pattern(self.attention, **params)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"ModelConfig: {self.attention} pattern {params}: {exc}") from None
+
+
+DEFAULT_CONFIG = ModelConfig()  # a signature default of the LightningModules (they copy it, never mutate it)
 
 
 def _plain(x: Any) -> Any:

@@ -34,19 +34,10 @@ from torchmetrics.text import Perplexity
 from genomics_lm.checkpoint import META_KEY, config_differences, make_record, read_record
 from genomics_lm.data import IGNORE_INDEX
 from genomics_lm.errors import UserError
-from genomics_lm.model import MaskedLM, ModelConfig
+from genomics_lm.model import DEFAULT_CONFIG, MaskedLM, ModelConfig
 from genomics_lm.training import configure_adamw
 
 TASK = "mlm"
-
-
-DEFAULT_ARCH = ModelConfig()  # the signature's default (copied in __init__, never mutated)
-
-
-def _as_config(arch: ModelConfig | Mapping[str, Any]) -> ModelConfig:
-    if isinstance(arch, ModelConfig):
-        return ModelConfig.from_dict(arch.to_dict())  # a private, validated copy
-    return ModelConfig.from_dict(dict(arch))
 
 
 class MLMPretrainModule(pl.LightningModule):
@@ -68,7 +59,7 @@ class MLMPretrainModule(pl.LightningModule):
 
     def __init__(
         self,
-        arch: ModelConfig = DEFAULT_ARCH,
+        arch: ModelConfig = DEFAULT_CONFIG,  # copied in __init__, never mutated
         lr: float = 1e-3,
         weight_decay: float = 0.01,
         betas: tuple[float, float] = (0.9, 0.98),
@@ -79,7 +70,7 @@ class MLMPretrainModule(pl.LightningModule):
         label_smoothing: float = 0.0,
     ):
         super().__init__()
-        self.arch = _as_config(arch)
+        self.arch = ModelConfig.copy_of(arch)
         if not lr > 0:
             raise UserError(f"model.lr must be positive, got {lr}")
         if warmup_steps < 0 or not 0.0 <= min_lr_ratio <= 1.0:
