@@ -180,7 +180,7 @@ def _build_cli_class(cmd: TrainCommand):
 
         def before_instantiate_classes(self) -> None:
             cfg = self.config[self.subcommand]
-            root = cfg.trainer.get("default_root_dir") or os.path.join("results", "pretrain", "run")
+            root = cfg.trainer.get("default_root_dir") or os.path.join("results", PROG.split()[-1], "run")
             cfg.trainer.default_root_dir = root
             if not cfg.checkpoint.get("dirpath"):
                 cfg.checkpoint.dirpath = os.path.join(root, "checkpoints")
@@ -189,7 +189,7 @@ def _build_cli_class(cmd: TrainCommand):
             if self.subcommand == "validate":
                 self._model_from_checkpoint(cfg)
             max_steps = cfg.trainer.get("max_steps")
-            if max_steps is not None and max_steps < -1 or max_steps == 0:
+            if max_steps is not None and (max_steps < -1 or max_steps == 0):
                 raise UserError(f"trainer.max_steps must be a positive number of optimizer steps (or -1 for "
                                 f"max_epochs), got {max_steps}")
 
