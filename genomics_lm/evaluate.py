@@ -586,7 +586,7 @@ def evaluate_task(checkpoint: str | os.PathLike, task_dir: str | os.PathLike, ou
         "rows_sha256": digest, "threshold": THRESHOLD, "both_strands": bool(both_strands),
         "checkpoint": str(checkpoint), "attention": config.attention,
         "checkpoint_record": {key: record.get(key) for key in
-                              ("task", "label_names", "pooling", "add_cls", "genomics_lm_version", "global_step",
+                              ("task", "label_names", "pooling", "add_cls", "pretrained", "genomics_lm_version", "global_step",
                                "model_config", "data")},
         "task_dir": str(task_dir), "split_file": str(store.path), "task_source": store.source,
         "genomics_lm_version": __version__,

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("genomics_lm.cli.pretrain", "masked-LM pretraining with PyTorch Lightning (LightningCLI: fit/validate)"),
     "finetune": ("genomics_lm.cli.finetune", "fine-tune on a task folder of 'make-task' (LightningCLI: fit/validate)"),
     "evaluate": ("genomics_lm.cli.evaluate", "metrics of a fine-tuned model on a task split next to a k-mer baseline"),
+    "compare": ("genomics_lm.cli.compare", "compare evaluations: mean ± spread over seeds next to the k-mer baseline and published figures"),
     "summarize": ("genomics_lm.cli.summarize", "summarize pretraining runs: final val loss/accuracy next to the baselines"),
     "bench": ("genomics_lm.cli.bench", "benchmarks: 'bench attention', 'bench tokenizer', 'bench train', 'bench finetune'"),
 }
