@@ -3,6 +3,7 @@
 Architecture (read top to bottom)::
 
     input_ids (B, T) long ─► token embedding (vocab_size x d_model) ─► dropout
+        └─► optional conv stem (conv_stem > 0): x = x + Dropout(GELU(Conv1d_k(Norm(x)))), pads zeroed first
         └─► n_layers x Block:
                 x = x + Dropout(OutProj(attend(RoPE(q), RoPE(k), v, pattern, layer)))   q,k,v = QKV(Norm(x))
                 x = x + Dropout(FC2(GELU(FC1(Norm(x)))))
@@ -17,6 +18,10 @@ Architecture (read top to bottom)::
   CLS), or ``dense``. The kernel (``backend``: flex / blocked / reference, or auto) is chosen by
   :func:`genomics_lm.attention.attend`; nothing here computes attention itself. Padding tokens are excluded
   as keys through ``key_padding_mask`` (and ``attend`` returns zeros at padded query positions).
+* **Conv stem** (``conv_stem``: kernel width in tokens, 0 = none): one residual 1-D convolution over the
+  embeddings before attention, a local motif detector (the inductive bias of DNA CNNs) that sparse attention
+  then connects over long range. Padded positions are zeroed before the convolution, so padding never
+  reaches real tokens; its weights keep PyTorch's default (Kaiming-uniform) init.
 * **Pre-norm** blocks (LayerNorm or RMSNorm, ``config.norm``), a fused q/k/v projection, a GELU MLP,
   dropout on embeddings and residual branches (none on attention probabilities: the sparse kernels do not
   materialise them), and optional gradient checkpointing of each block during
@@ -94,6 +99,8 @@ class ModelConfig:
         rope_base: rotary base (theta); larger = longer wavelengths.
         zero_init_residual: zero-init the attention output projection and MLP fc2 (blocks start as identity).
         gradient_checkpointing: recompute each block in the backward pass (training only): less memory.
+        conv_stem: kernel width (odd, in tokens) of a residual convolution over the embeddings before the
+            first block; 0 = none. With single-base tokens (k=1) a width of 9-15 sees a motif.
         attention: which attention pattern the model uses: bigbird (block-sparse: window + global + random
             blocks), longformer (token band + global tokens) or dense (the baseline).
         backend: attention kernel: auto (flex on CUDA, blocked on CPU), flex, blocked, or reference (tests).
@@ -118,6 +125,7 @@ class ModelConfig:
     rope_base: float = 10000.0
     zero_init_residual: bool = False
     gradient_checkpointing: bool = False
+    conv_stem: int = 0             # kernel width of the conv stem in tokens (odd); 0 = no stem
 
     # --- attention: the kind, the kernel, and each pattern's own parameters (genomics_lm.attention) ---
     attention: AttentionKind = "bigbird"
@@ -160,6 +168,9 @@ class ModelConfig:
         if self.head_dim % 2:
             bad(f"head_dim = d_model / n_heads = {self.d_model}/{self.n_heads} = {self.head_dim} "
                 "must be even for rotary embeddings")
+        if not isinstance(self.conv_stem, int) or isinstance(self.conv_stem, bool) or self.conv_stem < 0 \
+                or (self.conv_stem and self.conv_stem % 2 == 0):
+            bad(f"conv_stem={self.conv_stem!r} must be 0 (none) or an odd kernel width (1, 3, 5, ...)")
         if not 0.0 <= self.dropout < 1.0:
             bad(f"dropout={self.dropout} must be in [0, 1)")
         if self.norm not in NORMS:
@@ -326,6 +337,28 @@ class MLP(nn.Module):
         return self.fc2(F.gelu(self.fc1(x)))  # (B, T, d_model)
 
 
+class ConvStem(nn.Module):
+    """Residual 1-D convolution over the embeddings: x + Dropout(GELU(Conv1d(Norm(x)))), 'same' padding.
+
+    Positions where ``mask`` is False (padding) are zeroed before the convolution, so a real token's output does
+    not depend on how far the batch is padded; their own outputs are meaningless, as everywhere in the encoder.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.norm = make_norm(config)
+        self.conv = nn.Conv1d(config.d_model, config.d_model, config.conv_stem, padding=config.conv_stem // 2)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        # x: (B, T, d_model); mask: (B, T) bool, True = real token, or None (no padding)
+        h = self.norm(x)
+        if mask is not None:
+            h = h.masked_fill(~mask[..., None], 0.0)
+        h = rearrange(self.conv(rearrange(h, "b t d -> b d t")), "b d t -> b t d")  # (B, T, d_model)
+        return x + self.dropout(F.gelu(h))
+
+
 class Block(nn.Module):
     """Pre-norm transformer block: x + Attn(Norm(x)), then x + MLP(Norm(x)), dropout on each branch."""
 
@@ -374,6 +407,7 @@ class Encoder(nn.Module):
         self.config = config.validate()
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
         self.dropout = nn.Dropout(config.dropout)
+        self.stem = ConvStem(config) if config.conv_stem else None
         self.pattern = config.attention_pattern()
         self.rotary = Rotary(config.head_dim, config.rope_base)
         self.blocks = nn.ModuleList(Block(config, i, self.pattern, self.rotary) for i in range(config.n_layers))
@@ -399,6 +433,8 @@ class Encoder(nn.Module):
         key_padding_mask = None if bool(attention_mask.all()) else attention_mask
 
         x = self.dropout(self.tok_emb(input_ids))  # (B, T, d_model)
+        if self.stem is not None:
+            x = self.stem(x, key_padding_mask)  # (B, T, d_model)
         use_checkpoint = self.config.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for block in self.blocks:
             if use_checkpoint:

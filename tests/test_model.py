@@ -17,6 +17,7 @@ from genomics_lm.model import (
     Encoder,
     MaskedLM,
     ModelConfig,
+    ConvStem,
     MultiLabelClassifier,
     Rotary,
     SequenceClassifier,
@@ -93,8 +94,9 @@ def test_explicit_mask_equals_default_mask():
 # ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("stem", [0, 5])
 @pytest.mark.parametrize("attention", ATTENTIONS)
-def test_padding_invariance(attention):
+def test_padding_invariance(attention, stem):
     """Appending [PAD]s (alone or batched with a longer row) leaves the real positions' outputs unchanged.
 
     BigBird's random plan depends on the number of blocks, so the padded lengths here (90 -> 96 with blocks
@@ -102,8 +104,9 @@ def test_padding_invariance(attention):
     The 12 blocks exceed window + global + random blocks, so the pattern is genuinely sparse.
     """
     torch.manual_seed(0)
-    config = tiny(attention)
+    config = tiny(attention, conv_stem=stem)  # the conv stem zeroes padding before convolving
     model = Encoder(config).eval()
+    assert (model.stem is None) == (stem == 0)
     L, T = 90, 96
     ids = random_ids(config, 1, L, seed=1)
     alone = model(ids)  # (1, L, d)
@@ -121,6 +124,20 @@ def test_padding_invariance(attention):
     # the heads too: mean pooling ignores the padding
     clf = SequenceClassifier(config, 3, pooling="mean").eval()
     torch.testing.assert_close(clf(padded), clf(ids), rtol=1e-5, atol=1e-5)
+
+
+def test_conv_stem_sees_its_kernel_width_and_not_padding():
+    """A width-5 stem: a change at token 10 reaches tokens 8..12 only; a padded token's value reaches none."""
+    torch.manual_seed(0)
+    stem = ConvStem(tiny(conv_stem=5)).eval()
+    x = torch.randn(1, 20, 32)  # (B, T, d_model)
+    x2 = x.clone()
+    x2[0, 10] += 1.0
+    changed = ((stem(x2, None) - stem(x, None)).abs().sum(-1)[0] > 0).nonzero().flatten().tolist()
+    assert changed == [8, 9, 10, 11, 12]
+    mask = torch.ones(1, 20, dtype=torch.bool)
+    mask[0, 10] = False
+    torch.testing.assert_close(stem(x2, mask)[0, mask[0]], stem(x, mask)[0, mask[0]], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("attention", ATTENTIONS)
@@ -407,6 +424,8 @@ def test_from_dict_unknown_key():
         (dict(attention="longformer", longformer=tiny_lf(global_tokens=[-1])), "global token must be >= 0"),
         (dict(attention="longformer", longformer=tiny_lf(windw=8)), "unexpected keyword argument 'windw'"),
         (dict(tokenizer="k6"), "tokenizer must be a KmerTokenizer"),
+        (dict(conv_stem=4), "conv_stem=4 must be 0 \\(none\\) or an odd kernel width"),
+        (dict(conv_stem=-1), "conv_stem=-1 must be 0"),
     ],
 )
 def test_validate_errors(overrides, message):
