@@ -109,3 +109,34 @@ def test_short_finetune_beats_chance_on_ecoli_promoters(sigma70, tmp_path):
     labels = np.asarray(test.h5["labels"][:, 0])
     mcc = binary_matthews_corrcoef(torch.as_tensor(probs), torch.as_tensor(labels).long()).item()
     assert mcc > 0.3, mcc
+
+
+@pytest.mark.slow
+def test_grid_script_fits_evaluates_and_compares(sigma70, tmp_path, pytestconfig):
+    """scripts/finetune_grid.sh: one fit per attention type, both evaluations, one compare table; a rerun
+    finds every output and fits nothing."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    root = pytestconfig.rootpath
+    exe = shutil.which("genomics-lm", path=os.path.dirname(sys.executable))
+    out = tmp_path / "grid"
+    cmd = ["bash", str(root / "scripts" / "finetune_grid.sh"), "--task", str(sigma70), "--out", str(out),
+           "--attention", "dense longformer", "--seeds", "3", "--jobs", "2", "--name", "ecoli_sigma70", "--",
+           "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "4", "--model.arch.d_model", "32",
+           "--model.arch.d_ff", "64", "--model.arch.n_heads", "2", "--model.arch.n_layers", "1"]
+    env = {**os.environ, "GENOMICS_LM": exe}
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "done dense_scratch s3" in first.stdout and "done longformer_scratch s3" in first.stdout
+    rows = [line.split("\t") for line in (out / "compare.tsv").read_text().splitlines()]
+    assert rows[1][1] == "k-mer baseline" and rows[1][2] == "2"  # from both fits' metrics.json
+    assert {r[1] for r in rows[2:6]} == {"dense scratch", "longformer scratch", "dense scratch +both strands",
+                                         "longformer scratch +both strands"}
+    assert {r[0] for r in rows[1:]} == {"ecoli_sigma70"} and rows[1][3] == "384"
+    fitted = (out / "runs" / "dense_scratch" / "s3" / "finetuned.pt").stat().st_mtime_ns
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (out / "runs" / "dense_scratch" / "s3" / "finetuned.pt").stat().st_mtime_ns == fitted
