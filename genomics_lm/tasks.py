@@ -1,7 +1,8 @@
 """Task stores: labelled sequences (FASTA pairs, CSV/TSV tables, per-feature folders) -> train/val/test HDF5 stores.
 
 :func:`make_task` is what ``genomics-lm make-task`` (:mod:`genomics_lm.cli.make_task`), the workflow and the tests
-call. It prints nothing. Three kinds of input:
+call. It prints nothing. Five kinds of input (the two genome-based ones are built by :mod:`genomics_lm.genome_tasks`,
+which documents them; the rest of this docstring is about the first three):
 
 * ``pos``/``neg`` FASTA pair (optionally ``test_pos``/``test_neg``): one binary label (1 = the ``pos`` file).
 * ``table`` CSV/TSV (optionally ``dev``/``test``): a ``sequence`` column; every other column is a label column
@@ -11,6 +12,9 @@ call. It prints nothing. Three kinds of input:
   one masked multi-label set with one label per NAME (NaN where a sequence is absent from that feature's files).
   The files' own split names are ignored: the per-feature GUE splits overlap across features (a window can be
   dev for one mark and test for another), so the merged set is split anew by sequence.
+* ``genome`` + ``peaks`` ``[(NAME, FILE), ...]``: DeepSEA-style bins of the genome labelled by peak files
+  (multi-label, one label per NAME); ``genome`` + ``tss``: windows around TSSs (label 1) and away from them
+  (label 0). Same store format; coordinates and splits from the genome (held-out chromosomes or region blocks).
 
 Splits (seeded by ``seed``; ``n_f = floor(f * n + 0.5)`` rows drawn for a fraction ``f`` of ``n``):
 
@@ -114,6 +118,12 @@ def _read_all(path: Path, reader):
         raise UserError(f"{path}: corrupt or truncated gzip file ({exc})") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a text file (bytes that are not UTF-8)") from None
+
+
+def read_text(path: str | os.PathLike, reader):
+    """``reader(handle)`` on a plain or gzip text file (lines keep their CR of CRLF), with one-line errors for a
+    missing or corrupt file and bytes that are not UTF-8 (the readers of :mod:`genomics_lm.peaks` use it)."""
+    return _read_all(Path(path), reader)
 
 
 def check_sequence(seq: str, where: str) -> str:
@@ -362,6 +372,22 @@ def make_task(
     dev: str | os.PathLike | None = None,
     test: str | os.PathLike | None = None,
     tables: Sequence[tuple[str, str | os.PathLike]] | None = None,
+    genome: str | os.PathLike | None = None,
+    peaks: Sequence[tuple[str, str | os.PathLike]] | None = None,
+    tss: str | os.PathLike | None = None,
+    tss_format: str | None = None,
+    bin_bp: int | None = None,
+    context_bp: int | None = None,
+    select_bp: int | None = None,
+    neg_per_pos: float | None = None,
+    max_n_frac: float | None = None,
+    min_distance: int | None = None,
+    chrom_map: str | os.PathLike | None = None,
+    chr_prefix: str | None = None,
+    regulondb_mismatch: str | None = None,
+    block_bp: int | None = None,
+    gap_bp: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
     k: int | None = None,
     stride: int | None = None,
     like: str | os.PathLike | None = None,
@@ -376,6 +402,11 @@ def make_task(
         pos, neg, test_pos, test_neg: FASTA pair input (positives = label 1), optional given test pair.
         table, dev, test: table input, optional given val (``dev``) and test tables.
         tables: ``[(NAME, FOLDER), ...]`` per-feature folders merged by sequence.
+        genome with peaks (``[(NAME, FILE), ...]``) or tss: the genome-based builders of
+            :mod:`genomics_lm.genome_tasks` (:func:`~genomics_lm.genome_tasks.make_peak_task`,
+            :func:`~genomics_lm.genome_tasks.make_tss_task`), which take tss_format, bin_bp, context_bp,
+            select_bp, neg_per_pos, max_n_frac, min_distance, chrom_map, chr_prefix, regulondb_mismatch, block_bp, gap_bp
+            and cache_dir (None = their defaults; an error with the other inputs).
         k, stride: the tokenizer (default k=6, stride=k); or ``like``: take them from a pretrained checkpoint.
         seed: seed of the drawn splits. label_name: name of the single label of a binary task (FASTA pair
             default "label"; table default the column's name). overwrite: replace existing stores.
@@ -389,11 +420,36 @@ def make_task(
     out_dir = Path(out_dir)
     # ---- settings
     kinds = [name for name, given in (("--pos/--neg", pos is not None or neg is not None),
-                                      ("--table", table is not None), ("--tables", bool(tables))) if given]
+                                      ("--table", table is not None), ("--tables", bool(tables)),
+                                      ("--genome", genome is not None or bool(peaks) or tss is not None)) if given]
     if len(kinds) != 1:
-        raise UserError("give one input: --pos POS.fa --neg NEG.fa, --table TRAIN.csv, or --tables NAME=FOLDER ..."
+        raise UserError("give one input: --pos POS.fa --neg NEG.fa, --table TRAIN.csv, --tables NAME=FOLDER ..., "
+                        "or --genome G.fa with --peaks NAME=FILE ... or --tss FILE"
                         + (f" (got {' and '.join(kinds)})" if kinds else ""))
     kind = kinds[0]
+    genome_options = {"--tss-format": tss_format, "--bin-bp": bin_bp, "--context-bp": context_bp, "--select-bp": select_bp,
+                      "--neg-per-pos": neg_per_pos, "--max-n-frac": max_n_frac, "--min-distance": min_distance,
+                      "--chrom-map": chrom_map, "--add-chr-prefix/--strip-chr-prefix": chr_prefix,
+                      "--regulondb-mismatch": regulondb_mismatch, "--block-bp": block_bp, "--gap-bp": gap_bp,
+                      "--cache-dir": cache_dir}
+    if kind == "--genome":
+        if genome is None:
+            raise UserError("--peaks and --tss need --genome G.fa (the sequences come from the genome)")
+        if bool(peaks) == (tss is not None):
+            raise UserError("with --genome give either --peaks NAME=FILE ... (chromatin bins) or --tss FILE "
+                            "(promoter windows)" + (" (got both)" if peaks else ""))
+        wrong = ([o for o, v in (("--tss-format", tss_format), ("--min-distance", min_distance),
+                                 ("--regulondb-mismatch", regulondb_mismatch)) if v is not None] if peaks
+                 else [o for o, v in (("--bin-bp", bin_bp),) if v is not None])
+        if wrong:
+            raise UserError(f"{', '.join(wrong)} go(es) with --{'tss' if peaks else 'peaks'}, not with "
+                            f"--{'peaks' if peaks else 'tss'}")
+        if peaks and label_name is not None:
+            raise UserError("--label-name is for single-label tasks; with --peaks the label names are the NAMEs")
+    else:
+        given = [o for o, v in genome_options.items() if v is not None]
+        if given:
+            raise UserError(f"{', '.join(given)} go(es) with --genome (--peaks or --tss)")
     if kind == "--pos/--neg":
         if pos is None or neg is None:
             raise UserError("--pos and --neg go together (positive and negative FASTA)")
@@ -429,6 +485,18 @@ def make_task(
     paths = {s: out_dir / f"{s}.h5" for s in SPLITS}
     for p in paths.values():
         check_output_path(p, overwrite)
+    if kind == "--genome":
+        from genomics_lm import genome_tasks
+
+        common = dict(genome=genome, tokenizer=tokenizer, context_bp=context_bp, select_bp=select_bp,
+                      neg_per_pos=neg_per_pos,
+                      max_n_frac=max_n_frac, chrom_map=chrom_map, chr_prefix=chr_prefix, block_bp=block_bp,
+                      gap_bp=gap_bp, seed=seed, cache_dir=cache_dir, overwrite=overwrite,
+                      tokenizer_from=str(like) if like is not None else None)
+        if peaks:
+            return genome_tasks.make_peak_task(paths, peaks=peaks, bin_bp=bin_bp, **common)
+        return genome_tasks.make_tss_task(paths, tss=tss, tss_format=tss_format or "bed", min_distance=min_distance,
+                                          regulondb_mismatch=regulondb_mismatch, label_name=label_name, **common)
 
     # ---- inputs
     inputs: list[_Input] = []
@@ -626,6 +694,22 @@ class _TaskStoreWriter(TokenStoreWriter):
         import h5py
 
         self._h5.create_dataset("sequence", data=list(seqs), dtype=h5py.string_dtype("utf-8"))
+
+    def append_sequences(self, seqs: Sequence[str]) -> None:
+        """Append to ``/sequence`` (created resizable on first use): for writers that stream their rows."""
+        import h5py
+
+        f = self._h5
+        if "sequence" not in f:
+            f.create_dataset("sequence", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"),
+                             chunks=(1024,))
+        d = f["sequence"]
+        n = d.shape[0]
+        d.resize(n + len(seqs), axis=0)
+        d[n:] = list(seqs)
+
+
+TaskStoreWriter = _TaskStoreWriter  # public name, for the genome-based builders (genomics_lm.genome_tasks)
 
 
 def format_summary(label_names: Sequence[str], s: dict, split: str = "train") -> str:
