@@ -40,7 +40,7 @@ def test_bench_finetune_bad_options_are_one_line_errors(argv, words):
 
 
 def test_bench_finetune_smoke_70bp_two_attentions(data_dir, tmp_path, capsys):
-    """One length (70 bp = 23 tokens: BigBird(32) is complete there), two attentions, 2 timed steps, in-process."""
+    """One length (70 bp = 70 single-base tokens: BigBird(32) is complete there), two attentions, 2 timed steps."""
     from genomics_lm.cli.bench_finetune import main
 
     out = tmp_path / "bench.json"
@@ -52,7 +52,7 @@ def test_bench_finetune_smoke_70bp_two_attentions(data_dir, tmp_path, capsys):
     rows = [line.split() for line in table.splitlines() if line.lstrip().startswith("70 bp")]
     assert [r[3] for r in rows[:2]] == ["bigbird", "dense"]  # length, "bp", tokens, attention, ...
     for r in rows[:2]:
-        assert r[2] == "23" and r[4] == "yes" and r[5] == "sdpa"
+        assert r[2] == "70" and r[4] == "yes" and r[5] == "sdpa"
         assert float(r[6]) > 0 and float(r[8]) > 0  # train ex/s, eval seq/s
     assert rows[1][7] == "1.00x" and rows[1][9] == "1.00x"  # dense against itself
     assert "k-mer baseline" in table and len(rows) == 3  # the baseline's row for 70 bp
@@ -66,19 +66,20 @@ def test_bench_finetune_smoke_70bp_two_attentions(data_dir, tmp_path, capsys):
         assert r["train_examples_per_s"] > 0 and r["eval_seqs_per_s"] > 0 and r["peak_rss_mb"] > 0
     (b,) = result["baseline"]
     assert b["rows"] == {"train": 64, "val": 32, "eval": 32} and b["seconds"] > 0 and b["fits"] == 4
-    assert result["inputs"][0]["labels"] == "real" and result["inputs"][0]["tokens"] == 23
+    assert result["inputs"][0]["labels"] == "real" and result["inputs"][0]["tokens"] == 70
 
 
 def test_bench_finetune_complete_flags_follow_the_token_length():
-    """What the table reports as complete? at 70 bp / 300 bp / 1 kb (23 / 100 / 333 tokens) under tiny.yaml."""
+    """What the table reports as complete? at 70 bp / 300 bp / 1 kb (single-base tokens) under tiny.yaml: BigBird
+    (blocks of 32, 3 window + 2 global + 2 random) covers 70 tokens, Longformer's band of 96 does not."""
     from genomics_lm.bench.finetune import default_config, read_model_config
     from genomics_lm.model import ModelConfig
 
     arch = read_model_config(default_config())["arch"]
-    expect = {"bigbird": (True, True, False), "longformer": (True, False, False), "dense": (True, True, True)}
+    expect = {"bigbird": (True, False, False), "longformer": (False, False, False), "dense": (True, True, True)}
     for att, flags in expect.items():
         config = ModelConfig.from_dict({**arch, "attention": att})
         pattern = config.attention_pattern()
         got = tuple(all(pattern.is_complete(T, config.n_heads, layer) for layer in range(config.n_layers))
-                    for T in (23, 100, 333))
+                    for T in (70, 300, 1000))
         assert got == flags, att

@@ -30,11 +30,12 @@ def small_arch(k: int = 3, **kw) -> ModelConfig:
 
 @pytest.fixture(scope="module")
 def sigma70(data_dir, tmp_path_factory):
-    """The real E. coli sigma-70 promoter task (839 promoters, 3,000 genomic non-promoters, 81 bp), 3-mers."""
+    """The real E. coli sigma-70 promoter task (839 promoters, 3,000 genomic non-promoters, 81 bp), single bases
+    (the tokenizer of configs/finetune/tiny.yaml)."""
     out = tmp_path_factory.mktemp("sigma70")
     d = data_dir / "promoters" / "ecoli_sigma70"
     assert cli_main(["make-task", "--out-dir", str(out), "--pos", str(d / "promoters.fa"),
-                     "--neg", str(d / "non_promoters.fa"), "--k", "3", "--seed", "0"]) == 0
+                     "--neg", str(d / "non_promoters.fa"), "--k", "1", "--seed", "0"]) == 0
     return out
 
 
@@ -83,7 +84,7 @@ def test_cli_errors_are_one_line(sigma70, tmp_path, capfd):
     assert cli_main([*args, "--data.task_dir", str(sigma70), "--model.arch.tokenizer.k", "4",
                      "--model.arch.tokenizer.stride", "4"]) == 2
     err = capfd.readouterr().err.strip()
-    assert err.endswith("train.h5 has k=3 stride=3, the model config (model.arch.tokenizer) has k=4 stride=4"), err
+    assert err.endswith("train.h5 has k=1 stride=1, the model config (model.arch.tokenizer) has k=4 stride=4"), err
     assert len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
 
 

@@ -3,11 +3,11 @@
 The command is ``genomics-lm bench finetune`` (:mod:`genomics_lm.cli.bench_finetune`); this module measures and
 formats, and prints nothing. Figures: see the README's Benchmarks section.
 
-The model is the tiny fine-tuning model of ``configs/finetune/tiny.yaml`` (``model.arch``: 3-mers, d_model 128,
-2 layers, 4 heads, d_ff 512, BigBird blocks of 32, Longformer window 96), one output, built from scratch with
+The model is the tiny fine-tuning model of ``configs/finetune/tiny.yaml`` (``model.arch``: single bases, conv stem
+15, d_model 128, 2 layers, 4 heads, d_ff 512, BigBird blocks of 32, Longformer window 96), one output, built with
 ``attention`` set to each of bigbird, longformer and dense; fp32 on the CPU.
 
-Inputs (real sequences, tokenized with the config's tokenizer, non-overlapping 3-mers by default):
+Inputs (real sequences, tokenized with the config's tokenizer, single bases by default):
 
 * 70 bp: ``promoters/gue_prom_core_all`` (train.csv / dev.csv / test.csv, their real labels);
 * 300 bp: ``promoters/gue_prom_300_tata`` (the same three files);
