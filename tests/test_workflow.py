@@ -187,29 +187,29 @@ def test_tokenize_and_pretrain_stages_run(data_dir, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     results = tmp_path / "results"
     store = TokenStore(results / "tokens" / "ecoli" / "val.h5")
-    assert store.tokenizer.k == 3 and store.window_tokens == 2048 and len(store) > 0
+    assert store.tokenizer.k == 1 and store.window_tokens == 2048 and len(store) > 0  # demo.yaml: single bases
     assert (results / "logs" / "tokenize" / "ecoli.log").read_text().startswith("split")
     # the three stores the rule wrote (no gap in the config: the default): windows of different splits are at least
-    # the split plan's gap_bp apart, and that gap is one window (6,144 bp), the documented default
+    # the split plan's gap_bp apart, and that gap is one window (2,048 bp), the documented default
     import numpy as np
 
     spans = {}
     for split in ("train", "val", "test"):
         st = TokenStore(results / "tokens" / "ecoli" / f"{split}.h5")
         plan = st.config["split_plan"]
-        assert plan["mode"] == "regions" and plan["params"]["gap_bp"] == st.attrs["window_bp"] == 6144, split
+        assert plan["mode"] == "regions" and plan["params"]["gap_bp"] == st.attrs["window_bp"] == 2048, split
         coords = [st.coords(i) for i in range(len(st))]
         assert len(coords) > 0 and {c[0] for c in coords} == {"NC_000913.3"}  # one sequence
         spans[split] = np.array([c[1:3] for c in coords])
     for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
         x, y = spans[a], spans[b]
         dist = np.maximum(y[None, :, 0] - x[:, None, 1], x[:, None, 0] - y[None, :, 1])  # every pair of windows
-        assert dist.min() >= 6144, (a, b, int(dist.min()))
+        assert dist.min() >= 2048, (a, b, int(dist.min()))
     run = results / "pretrain" / "ecoli" / "bigbird"
     model = torch.load(run / "pretrained.pt", weights_only=True)
     meta = model["genomics_lm"]
     assert meta["model_config"]["attention"] == "bigbird" and meta["global_step"] == 6
-    assert meta["model_config"]["tokenizer"]["k"] == 3
+    assert meta["model_config"]["tokenizer"]["k"] == 1 and meta["model_config"]["conv_stem"] == 15
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert "step 6;" in (results / "logs" / "pretrain" / "ecoli.bigbird.log").read_text()
     # the summary table: the run's last validation (after step 6) next to the unigram baseline
