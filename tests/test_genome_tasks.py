@@ -6,15 +6,13 @@ with RegulonDB's PromoterSet, checked against the file's own 81-nt sequences.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
-from genomics_lm.cli import main as cli
+from helpers_tasks import SPLITS, load, run
 from genomics_lm.errors import UserError
 from genomics_lm.genome import Genome
 from genomics_lm.genome_tasks import (
@@ -23,23 +21,8 @@ from genomics_lm.genome_tasks import (
 from genomics_lm.peaks import read_regulondb, read_tss_bed
 from genomics_lm.tokenizer import reverse_complement
 
-SPLITS = ("train", "val", "test")
 
 
-def run(args, capsys):
-    rc = cli(["make-task", *map(str, args)])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
-
-
-def load(out: Path) -> dict:
-    res = {}
-    for s in SPLITS:
-        with h5py.File(out / f"{s}.h5", "r") as f:
-            res[s] = {"tokens": f["tokens"][:], "labels": f["labels"][:], "seqid": [x.decode() for x in f["seqid"][:]],
-                      "start": f["start"][:], "end": f["end"][:], "strand": [x.decode() for x in f["strand"][:]],
-                      "seq": [x.decode() for x in f["sequence"][:]], "config": json.loads(f.attrs["config"])}
-    return res
 
 
 def all_rows(res: dict) -> list[tuple]:

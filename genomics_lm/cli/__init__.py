@@ -27,6 +27,14 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 class RawHelpFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
     """:class:`HelpFormatter` that keeps the description's line breaks (tables, lists)."""
 
+
+def check_out_file(path, example: str) -> None:
+    """``--out`` must name a file: a folder is a one-line error suggesting ``path/example``."""
+    from genomics_lm.errors import UserError
+
+    if path.is_dir():
+        raise UserError(f"{path}: --out is a folder; give a file name, e.g. {path / example}")
+
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "tokenize": ("genomics_lm.cli.tokenize", "tokenize a FASTA genome into k-mer windows in an HDF5 token store"),

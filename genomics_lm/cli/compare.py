@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genomics_lm.errors import UserError
+from genomics_lm.cli import check_out_file
 
 EPILOG = """\
 Each EVAL is the --out-dir of 'genomics-lm evaluate' (or its metrics.json), optionally named: NAME=EVAL.
@@ -56,8 +56,7 @@ def main(argv: list[str]) -> int:
     rows = compare(evaluations, published)
     print(markdown(rows))
     if args.out is not None:
-        if args.out.is_dir():
-            raise UserError(f"{args.out}: --out is a folder; give a file name, e.g. {args.out / 'compare.tsv'}")
+        check_out_file(args.out, "compare.tsv")
         write_tsv(rows, args.out)
         print(f"wrote {args.out}")
     return 0

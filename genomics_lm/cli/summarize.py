@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from genomics_lm.cli import check_out_file
 from genomics_lm.errors import UserError
 
 
@@ -65,8 +66,7 @@ def main(argv: list[str]) -> int:
     rows = summarize_pretraining(runs, args.tokens / "train.h5", args.tokens / "val.h5")
     print(format_table(rows))
     if args.out is not None:
-        if args.out.is_dir():
-            raise UserError(f"{args.out}: --out is a folder; give a file name, e.g. {args.out / 'summary.tsv'}")
+        check_out_file(args.out, "summary.tsv")
         write_summary_tsv(rows, args.out)
         print(f"wrote {args.out}")
     return 0
