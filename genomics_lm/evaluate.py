@@ -321,6 +321,52 @@ def kmer_baseline(train_rows: Sequence, train_labels, val_rows: Sequence, val_la
     return probs, params
 
 
+def baseline_cache_key(train_rows: Sequence, train_labels, val_rows: Sequence, val_labels, eval_rows: Sequence,
+                       tokenizer: KmerTokenizer, ks: Sequence[int], Cs: Sequence[float]) -> str:
+    """sha256 of everything :func:`kmer_baseline` depends on: the three row sets (ids and order), the labels
+    (NaN included), the tokenizer, the grid, the feature definition and scikit-learn's version."""
+    import sklearn
+
+    h = hashlib.sha256()
+    for rows in (train_rows, val_rows, eval_rows):
+        h.update(rows_digest([np.asarray(r) for r in rows]).encode())
+    for labels in (train_labels, val_labels):
+        h.update(np.ascontiguousarray(np.asarray(labels, dtype=np.float64)).tobytes())
+    h.update(json.dumps([tokenizer.to_dict(), [int(k) for k in ks], [float(c) for c in Cs], BASELINE_FEATURES,
+                         sklearn.__version__]).encode())
+    return h.hexdigest()
+
+
+def cached_kmer_baseline(cache_dir: str | os.PathLike, train_rows: Sequence, train_labels, val_rows: Sequence,
+                         val_labels, eval_rows: Sequence, tokenizer: KmerTokenizer, *, ks: Sequence[int] = BASELINE_KS,
+                         Cs: Sequence[float] = BASELINE_CS, label_names: Sequence[str] | None = None
+                         ) -> tuple[np.ndarray, dict[str, Any]]:
+    """:func:`kmer_baseline`, reusing an earlier fit on identical inputs (:func:`baseline_cache_key`).
+
+    The baseline is deterministic, so a grid of fine-tuning runs on one task (seeds, attention types) fits it once:
+    ``cache_dir/kmer_baseline/KEY.npz`` holds the probabilities and the parameters. ``params["cache"]`` says
+    whether this call fitted (``"fitted"``) or read (``"read"``) them; ``params["seconds"]`` is the fit's time.
+    """
+    key = baseline_cache_key(train_rows, train_labels, val_rows, val_labels, eval_rows, tokenizer, ks, Cs)
+    path = Path(cache_dir) / "kmer_baseline" / f"{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                probs, params = z["probs"], json.loads(str(z["params"]))
+            if params.get("label_names") == (list(label_names) if label_names is not None else None):
+                return probs, {**params["params"], "cache": "read", "cache_file": str(path)}
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable or foreign: fit again and replace it
+    probs, params = kmer_baseline(train_rows, train_labels, val_rows, val_labels, eval_rows, tokenizer, ks=ks, Cs=Cs,
+                                  label_names=label_names)
+    record = json.dumps({"label_names": list(label_names) if label_names is not None else None,
+                         "params": _jsonable(params)})
+    with atomic_write(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, probs=probs, params=np.array(record))
+    return probs, {**params, "cache": "fitted", "cache_file": str(path)}
+
+
 # ------------------------------------------------------------------------------------------------------------
 # predictions table and plots
 # ------------------------------------------------------------------------------------------------------------
@@ -504,8 +550,8 @@ def _jsonable(x: Any) -> Any:
 def evaluate_task(checkpoint: str | os.PathLike, task_dir: str | os.PathLike, out_dir: str | os.PathLike,
                   split: str = "test", baseline: bool = True, *, both_strands: bool = False, batch_size: int = 64,
                   device: str = "cpu", overwrite: bool = False, task_name: str | None = None,
-                  baseline_ks: Sequence[int] = BASELINE_KS, baseline_cs: Sequence[float] = BASELINE_CS
-                  ) -> dict[str, Any]:
+                  baseline_ks: Sequence[int] = BASELINE_KS, baseline_cs: Sequence[float] = BASELINE_CS,
+                  baseline_cache: str | os.PathLike | None = None) -> dict[str, Any]:
     """Score a fine-tuned checkpoint on ``task_dir/<split>.h5``, fit the k-mer baseline (train, val) in the same
     run, and write ``out_dir/{metrics.json, predictions.tsv, roc.png, pr.png}``.
 
@@ -518,6 +564,8 @@ def evaluate_task(checkpoint: str | os.PathLike, task_dir: str | os.PathLike, ou
         batch_size, device: of the model's forward passes (``cpu``, ``cuda``, ``cuda:1``...).
         task_name: the ``task`` field (default: the task folder's name).
         baseline_ks, baseline_cs: the baseline's grid.
+        baseline_cache: a folder where the baseline's fit is kept and reused for identical inputs
+            (:func:`cached_kmer_baseline`); None = fit it in this run.
     Returns:
         the ``metrics.json`` dict.
     Raises:
@@ -571,8 +619,13 @@ def evaluate_task(checkpoint: str | os.PathLike, task_dir: str | os.PathLike, ou
     if baseline:
         tr_rows, tr_labels, _ = _read_rows(train_store)
         va_rows, va_labels, _ = _read_rows(val_store)
-        p_kmer, params = kmer_baseline(tr_rows, tr_labels, va_rows, va_labels, rows, config.tokenizer,
-                                       ks=baseline_ks, Cs=baseline_cs, label_names=label_names)
+        if baseline_cache is None:
+            p_kmer, params = kmer_baseline(tr_rows, tr_labels, va_rows, va_labels, rows, config.tokenizer,
+                                           ks=baseline_ks, Cs=baseline_cs, label_names=label_names)
+        else:
+            p_kmer, params = cached_kmer_baseline(baseline_cache, tr_rows, tr_labels, va_rows, va_labels, rows,
+                                                  config.tokenizer, ks=baseline_ks, Cs=baseline_cs,
+                                                  label_names=label_names)
         base_obj = {**method_metrics(p_kmer, labels, label_names), "rows_sha256": rows_digest(rows, coords),
                     "seconds": params.pop("seconds"), **params, "train_rows": len(tr_rows), "val_rows": len(va_rows)}
         if len(label_names) == 1:

@@ -8,7 +8,8 @@
 # For each attention A and seed S (skipped when its outputs exist, so a rerun resumes the grid):
 #   OUT/runs/A_INIT/sS/finetuned.pt        genomics-lm finetune fit (seed_everything = data.seed = S)
 #   OUT/runs/A_INIT/sS/fit_seconds         wall time of the fit
-#   OUT/eval/A_INIT/sS/metrics.json ...    genomics-lm evaluate (with the k-mer baseline on the same rows)
+#   OUT/eval/A_INIT/sS/metrics.json ...    genomics-lm evaluate (with the k-mer baseline on the same rows, fitted
+#                                          once per task: --baseline-cache OUT/baseline_cache)
 #   OUT/eval/A_INIT/sS.rc/metrics.json     the same with --both-strands (no baseline)
 # INIT is "scratch", or "pre" with --pretrained (its {attention} is replaced by A: each attention type starts
 # from the checkpoint pretrained with the same attention). Then:
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
     --name) name=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "finetune_grid.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -60,7 +61,8 @@ cell() {  # cell ATTENTION SEED
     echo $(( $(date +%s) - t0 )) > "$run/fit_seconds"
   fi
   [ -f "$ev/metrics.json" ] || OMP_NUM_THREADS=$threads $G evaluate --checkpoint "$run/finetuned.pt" \
-    --task-dir "$task" --out-dir "$ev" --task-name "$name" --overwrite > "$ev.log" 2>&1 \
+    --task-dir "$task" --out-dir "$ev" --task-name "$name" --baseline-cache "$out/baseline_cache" --overwrite \
+    > "$ev.log" 2>&1 \
     || { echo "FAILED: evaluate $ev (see $ev.log)" >&2; return 1; }
   [ -f "$ev.rc/metrics.json" ] || OMP_NUM_THREADS=$threads $G evaluate --checkpoint "$run/finetuned.pt" \
     --task-dir "$task" --out-dir "$ev.rc" --task-name "$name" --both-strands --no-baseline --overwrite \

@@ -430,3 +430,24 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, expect, bad_input
     if case == "other_label_names":
         assert "['tata']" in err and "['promoter']" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_baseline_cache_reuses_identical_fits_only(tmp_path):
+    """The cached baseline equals a fresh fit; a changed label, row or grid is a new key (fitted again)."""
+    rng = np.random.default_rng(0)
+    seqs = ["".join(rng.choice(list("ACGT"), 40)) for _ in range(60)]
+    rows = [encode(s, TOK.k, TOK.stride) for s in seqs]
+    y = (np.array([s.count("GC") for s in seqs]) > 2).astype(np.float64)[:, None]
+    args = (rows[:40], y[:40], rows[40:50], y[40:50], rows[50:], TOK)
+    fresh, _ = ev.kmer_baseline(*args, ks=[2, 3], Cs=[1.0], label_names=["gc"])
+    first, p1 = ev.cached_kmer_baseline(tmp_path, *args, ks=[2, 3], Cs=[1.0], label_names=["gc"])
+    again, p2 = ev.cached_kmer_baseline(tmp_path, *args, ks=[2, 3], Cs=[1.0], label_names=["gc"])
+    assert p1["cache"] == "fitted" and p2["cache"] == "read" and p1["cache_file"] == p2["cache_file"]
+    np.testing.assert_array_equal(first, fresh)
+    np.testing.assert_array_equal(again, fresh)
+    assert p2["chosen"] == p1["chosen"] and len(list((tmp_path / "kmer_baseline").iterdir())) == 1
+    y2 = y.copy()
+    y2[0, 0] = np.nan
+    _, p3 = ev.cached_kmer_baseline(tmp_path, rows[:40], y2[:40], *args[2:], ks=[2, 3], Cs=[1.0], label_names=["gc"])
+    _, p4 = ev.cached_kmer_baseline(tmp_path, *args, ks=[2], Cs=[1.0], label_names=["gc"])
+    assert p3["cache"] == p4["cache"] == "fitted" and len(list((tmp_path / "kmer_baseline").iterdir())) == 3

@@ -21,6 +21,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "finetune": ("genomics_lm.cli.bench_finetune",
                  "fine-tuning examples/s and evaluation sequences/s per attention type and input length; "
                  "k-mer baseline time"),
+    "score": ("genomics_lm.cli.bench_score",
+              "scoring sequences/s (1 kb, 16 kb; tiny and base) batched vs one at a time, variants/s, 1 Mb track"),
 }
 
 

@@ -30,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baseline", action="store_true", help="skip the k-mer baseline (no train/val needed)")
     p.add_argument("--both-strands", action="store_true",
                    help="average the model's probabilities over both strands (reverse complement of each row)")
+    p.add_argument("--baseline-cache", type=Path, default=None, metavar="DIR",
+                   help="keep the k-mer baseline's fit in DIR and reuse it when train, val, the evaluated rows, "
+                   "labels, tokenizer and grid are identical (e.g. for every seed and attention type of one task; "
+                   "metrics.json says 'cache': 'read' or 'fitted'); default: fit it in this run")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="sequences per forward pass")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--task-name", default=None, metavar="NAME",
@@ -63,7 +67,8 @@ def format_metrics(m: dict) -> str:
     base = m.get("kmer_baseline")
     if base:
         picks = ", ".join(f"{n}: k={c['k']} C={c['C']}" for n, c in base["chosen"].items())
-        lines.append(f"k-mer LR chosen on val: {picks}; fit+predict {base['seconds']:.1f} s")
+        cached = " (read from the baseline cache)" if base.get("cache") == "read" else ""
+        lines.append(f"k-mer LR chosen on val: {picks}; fit+predict {base['seconds']:.1f} s{cached}")
     lines.append(f"model: {m['model']['seconds']:.1f} s ({m['model']['sequences_per_s'] or 0:.0f} sequences/s)")
     return "\n".join(lines)
 
@@ -75,7 +80,7 @@ def main(argv: list[str]) -> int:
     metrics = evaluate_task(args.checkpoint, args.task_dir, args.out_dir, split=args.split,
                             baseline=not args.no_baseline, both_strands=args.both_strands,
                             batch_size=args.batch_size, device=args.device, overwrite=args.overwrite,
-                            task_name=args.task_name)
+                            task_name=args.task_name, baseline_cache=args.baseline_cache)
     print(format_metrics(metrics))
     print("wrote " + ", ".join(str(args.out_dir / name) for name in OUTPUTS))
     return 0
