@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
     --name) name=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "finetune_grid.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
