@@ -17,7 +17,13 @@ if PRETRAIN:
     include: "workflow/rules/summary.smk"
 
 
+if config.get("score"):
+
+    include: "workflow/rules/score.smk"
+
+
 rule all:
     input:
         all_targets(),
+        score_targets() if config.get("score") else [],
     default_target: True

@@ -154,11 +154,9 @@ def score_track(checkpoint, genome, out_prefix, *, regions=None, chrom_map=None,
     if not 0 <= max_n_frac <= 1:
         raise UserError(f"--max-n-frac must be in [0, 1], got {max_n_frac}")
     if bigwig is None or bigwig:
-        try:
-            import pyBigWig  # noqa: F401
-            have_bw = True
-        except ImportError:
-            have_bw = False
+        import importlib.util
+
+        have_bw = importlib.util.find_spec("pyBigWig") is not None
         if bigwig and not have_bw:
             raise UserError("--bigwig needs pyBigWig (pip install 'genomics_lm[tracks]')")
         bigwig = have_bw

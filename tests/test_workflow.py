@@ -94,7 +94,7 @@ def test_every_tokenize_option_reaches_the_command(data_dir, tmp_path):
     res = _snakemake("-n", "-p", "--configfile", cfg)
     assert res.returncode == 0, res.stderr
     (cmd,) = _shell_commands(res.stdout + res.stderr, "genomics-lm")
-    for option in ("--k 3", "--stride 3", "--window-tokens 1024", "--step-tokens 512", "--split-mode regions",
+    for option in ("--k 1", "--stride 1", "--window-tokens 1024", "--step-tokens 512", "--split-mode regions",
                    "--block-bp 200000", "--gap-bp 4000", "--compression lzf", "--softmask",
                    "--val-chroms NC_000913.3"):
         assert option in cmd, option
