@@ -632,7 +632,9 @@ class TaskDataModule(pl.LightningDataModule if pl is not None else object):
         ds = self.train_ds or self.val_ds
         if ds is None:
             return {}
-        return {"task_dir": str(self.task_dir), "source": ds.store.source, "label_names": ds.store.label_names}
+        # window_tokens: the store's row width (its longest sequence), the default scoring window of the checkpoint
+        return {"task_dir": str(self.task_dir), "source": ds.store.source, "label_names": ds.store.label_names,
+                "window_tokens": int(ds.store.window_tokens)}
 
     def _collate(self):
         import functools

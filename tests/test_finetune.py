@@ -104,6 +104,7 @@ def test_short_finetune_beats_chance_on_ecoli_promoters(sigma70, tmp_path):
     assert cli_main(args) == 0
     model, config, record = load_classifier(root / "finetuned.pt")
     assert record["label_names"] == ["label"] and config.attention == "bigbird"
+    assert record["data"]["window_tokens"] == 81  # the task's row width: the default window of 'genomics-lm score'
     test = TokenStore(sigma70 / "test.h5")
     rows = [trim_padding(np.asarray(test[i])) for i in range(len(test))]
     probs = predict_proba(model, rows, add_cls=record["add_cls"])[:, 0]
