@@ -1,7 +1,6 @@
 # Scoring with a fine-tuned checkpoint (genomics-lm score): the FASTA, VCF and track named in config["score"] (keys
 # and defaults: workflow/schemas/config.schema.yaml). Included by the Snakefile only with a `score` section. The
 # checkpoint is config["score"]["checkpoint"] until the fine-tuning rules provide one.
-# The helpers below belong in common.smk (kept here while that file is being edited elsewhere).
 SCORE = config["score"]
 
 
