@@ -36,6 +36,7 @@ BINARY_METRICS = ("mcc", "auroc", "auprc")
 MULTI_METRICS = ("macro_auroc", "macro_auprc", "macro_mcc")
 BASELINE = "k-mer baseline"
 PUBLISHED_COLUMNS = ("task", "method", "metric", "value", "source")
+STRANDS_SUFFIX = " +both strands"  # of the default method name of an evaluation with --both-strands
 
 
 @dataclass
@@ -68,7 +69,7 @@ def method_name(metrics: dict[str, Any]) -> str:
     else:
         init = "scratch"
     name = f"{metrics.get('attention', '?')} {init}"
-    return name + (" +both strands" if metrics.get("both_strands") else "")
+    return name + (STRANDS_SUFFIX if metrics.get("both_strands") else "")
 
 
 def read_evaluation(path: str | os.PathLike, name: str | None = None) -> Evaluation:
@@ -167,13 +168,13 @@ def compare(evaluations: list[Evaluation], published: list[dict[str, str]] | Non
             row.runs += 1
             for k, v in _metric_values(ev.model, metrics).items():
                 row.values.setdefault(k, []).append(v)
-            if ev.baseline and not ev.method.endswith("+both strands"):
+            if ev.baseline and not ev.method.endswith(STRANDS_SUFFIX):
                 baseline.runs += 1
                 for k, v in _metric_values(ev.baseline, metrics).items():
                     baseline.values.setdefault(k, []).append(v)
         if baseline.runs:
             rows.append(baseline)
-        rows.extend(groups.values())
+        rows.extend(sorted(groups.values(), key=lambda r: _method_order(r.method, list(groups))))
         for pub in published or []:
             if pub["task"] != task:
                 continue
@@ -182,6 +183,13 @@ def compare(evaluations: list[Evaluation], published: list[dict[str, str]] | Non
                       {key: [float(pub["value"])]}, note=pub["source"])
             rows.append(row)
     return rows
+
+
+def _method_order(method: str, seen: list[str]) -> tuple[int, bool]:
+    """Methods in first-seen order, each "... +both strands" row right after its single-strand row."""
+    base = method.removesuffix(STRANDS_SUFFIX)
+    first = next((i for i, m in enumerate(seen) if m.removesuffix(STRANDS_SUFFIX) == base), len(seen))
+    return first, method.endswith(STRANDS_SUFFIX)
 
 
 def table_columns(rows: list[Row]) -> tuple[str, ...]:

@@ -49,16 +49,16 @@ def test_method_name_says_attention_start_and_strands():
 
 
 def test_runs_of_one_method_are_averaged_next_to_the_baseline(tmp_path):
-    evs = [read_evaluation(_write(tmp_path, "s0", mcc=0.5, auroc=0.8)),
+    evs = [read_evaluation(_write(tmp_path, "rc", mcc=0.55, both=True)),  # listed first, shown after its method
+           read_evaluation(_write(tmp_path, "s0", mcc=0.5, auroc=0.8)),
            read_evaluation(_write(tmp_path, "s1", mcc=0.7, auroc=0.9)),
-           read_evaluation(_write(tmp_path, "lf", mcc=0.6, attention="longformer")),
-           read_evaluation(_write(tmp_path, "rc", mcc=0.55, both=True))]
+           read_evaluation(_write(tmp_path, "lf", mcc=0.6, attention="longformer"))]
     recs = to_records(compare(evs))
     assert [(r["method"], r["runs"]) for r in recs] == [
-        (BASELINE, "3"), ("dense scratch", "2"), ("longformer scratch", "1"), ("dense scratch +both strands", "1")]
+        (BASELINE, "3"), ("dense scratch", "2"), ("dense scratch +both strands", "1"), ("longformer scratch", "1")]
     assert recs[0]["mcc"] == "0.700 ± 0.000" and recs[0]["auroc"] == "0.900 ± 0.000"
     assert recs[1]["mcc"] == "0.600 ± 0.141" and recs[1]["auroc"] == "0.850 ± 0.071"
-    assert recs[2]["mcc"] == "0.600" and recs[3]["n"] == "384"
+    assert recs[3]["mcc"] == "0.600" and recs[2]["n"] == "384"
 
 
 def test_multi_label_tasks_use_the_macro_metrics(tmp_path):
