@@ -67,18 +67,10 @@ def read_tsv(path):
 
 
 def read_fasta(path):
-    out, name, seq = [], None, []
-    with open(path) as fh:
-        for line in fh:
-            line = line.strip()
-            if line.startswith(">"):
-                if name is not None:
-                    out.append((name, "".join(seq)))
-                name, seq = line[1:].split()[0], []
-            elif line:
-                seq.append(line)
-    out.append((name, "".join(seq)))
-    return out
+    """(id, sequence) of every record, through Biopython (an independent reader)."""
+    from Bio import SeqIO
+
+    return [(r.id, str(r.seq)) for r in SeqIO.parse(str(path), "fasta")]
 
 
 # ---------------------------------------------------------------------------------------------------------------

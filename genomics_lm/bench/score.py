@@ -24,7 +24,6 @@ Measured in one run, all through the public scoring code:
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genomics_lm.bench.tokenizer import median_time
 from genomics_lm.files import REPO_ROOT, default_data_dir
 
 
@@ -86,15 +86,6 @@ def _sequences(n: int, length: int, rng: np.random.Generator) -> list[str]:
     return [text[s: s + length] for s in starts.tolist()]
 
 
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def run(s: Settings, progress=None) -> dict:
     """Every measurement of the module docstring: ``{"rows": [...], "settings": {...}, "load": ...}``.
 
@@ -122,9 +113,9 @@ def run(s: Settings, progress=None) -> dict:
                 kw = dict(device=s.device, window=length, step=length)
                 with torch.no_grad():
                     score_sequences(model, seqs[:1], batch_size=1, **kw)  # warm-up (caches, allocator)
-                    t_one = _median_time(lambda: [score_sequences(model, [x], batch_size=1, **kw) for x in seqs],
+                    t_one = median_time(lambda: [score_sequences(model, [x], batch_size=1, **kw) for x in seqs],
                                          s.repeats)
-                    t_b = _median_time(lambda: score_sequences(model, seqs, batch_size=s.batch, **kw), s.repeats)
+                    t_b = median_time(lambda: score_sequences(model, seqs, batch_size=s.batch, **kw), s.repeats)
                 base = n / t_one
                 common = {"what": "sequences", "model": f"{name} ({n_params / 1e6:.1f} M)", "length": length, "n": n,
                           "unit": "seq/s"}

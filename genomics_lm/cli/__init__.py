@@ -28,6 +28,16 @@ class RawHelpFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
     """:class:`HelpFormatter` that keeps the description's line breaks (tables, lists)."""
 
 
+def add_chr_prefix_options(group, what: str) -> None:
+    """``--add-chr-prefix`` / ``--strip-chr-prefix`` (one of them, ``dest="chr_prefix"``) for names in ``what``:
+    the spelling rule shared by ``make-task`` and ``score`` (applied after ``--chrom-map``)."""
+    pre = group.add_mutually_exclusive_group()
+    pre.add_argument("--add-chr-prefix", dest="chr_prefix", action="store_const", const="add",
+                     help=f"{what} names without 'chr' get it ('22' -> 'chr22'; after --chrom-map)")
+    pre.add_argument("--strip-chr-prefix", dest="chr_prefix", action="store_const", const="strip",
+                     help=f"{what} names lose a leading 'chr' ('chr22' -> '22'; after --chrom-map)")
+
+
 def check_out_file(path, example: str) -> None:
     """``--out`` must name a file: a folder is a one-line error suggesting ``path/example``."""
     from genomics_lm.errors import UserError

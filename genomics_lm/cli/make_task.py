@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genomics_lm.cli import RawHelpFormatter
+from genomics_lm.cli import RawHelpFormatter, add_chr_prefix_options
 from genomics_lm.errors import UserError
 
 DESCRIPTION = """\
@@ -107,11 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="drop rows with a larger fraction of non-ACGT bases (default: 0.1)")
     gn.add_argument("--chrom-map", type=Path, metavar="FILE",
                     help="two columns: chromosome name in the peak/TSS file, name in the genome")
-    pre = gn.add_mutually_exclusive_group()
-    pre.add_argument("--add-chr-prefix", dest="chr_prefix", action="store_const", const="add",
-                     help="file names without 'chr' get it ('22' -> 'chr22'; after --chrom-map)")
-    pre.add_argument("--strip-chr-prefix", dest="chr_prefix", action="store_const", const="strip",
-                     help="file names lose a leading 'chr' ('chr22' -> '22'; after --chrom-map)")
+    add_chr_prefix_options(gn, "peak/TSS file")
     gn.add_argument("--regulondb-mismatch", choices=("keep", "shift", "drop"), default=None,
                     help="RegulonDB rows whose 81-nt sequence does not match the genome at the position: keep the "
                     "position (default; counted), shift it where the sequence matches one base off, or drop the row")

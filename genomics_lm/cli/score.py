@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from genomics_lm.cli import RawHelpFormatter
+from genomics_lm.cli import RawHelpFormatter, add_chr_prefix_options
 
 DESCRIPTION = """\
 Score DNA with a fine-tuned checkpoint (RUN/finetuned.pt of 'genomics-lm finetune'). Three modes:
@@ -87,11 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     names = p.add_argument_group("chromosome names")
     names.add_argument("--chrom-map", type=Path, metavar="FILE",
                        help="VCF/regions names -> genome names (two columns: name in the file, name in the genome)")
-    pre = names.add_mutually_exclusive_group()
-    pre.add_argument("--add-chr-prefix", dest="chr_prefix", action="store_const", const="add",
-                     help="VCF/regions names without 'chr' get it ('22' -> 'chr22'; after --chrom-map)")
-    pre.add_argument("--strip-chr-prefix", dest="chr_prefix", action="store_const", const="strip",
-                     help="VCF/regions names lose a leading 'chr' ('chr22' -> '22'; after --chrom-map)")
+    add_chr_prefix_options(names, "VCF/regions")
     names.add_argument("--out-chrom-map", type=Path, metavar="FILE",
                        help="track: genome names -> written names (two columns: genome name, name to write)")
     opre = names.add_mutually_exclusive_group()
