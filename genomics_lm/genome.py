@@ -5,8 +5,8 @@ Coordinates are 0-based, half-open everywhere: a window ``(seqid, start, end)`` 
 
 * Plain FASTA, bgzip FASTA (pyfaidx reads it in place) and plain gzip FASTA (decompressed once into a
   cache directory, keyed by the file's sha256, because pyfaidx cannot seek in plain gzip).
-* The ``.fai`` index is built on demand next to the FASTA, or in the cache directory when the FASTA's
-  folder is read-only by its mode bits (even for root); under a temporary name, kept only when the file
+* An existing ``.fai`` index beside the FASTA is used; a missing one is built on demand in the cache
+  directory, never in the data folder (read-only or not); under a temporary name, kept only when the file
   passes every check. Windows (CRLF) line endings work.
 * Windows are read in large pieces (:func:`iter_window_batches`), the N filter computed for a whole piece
   at once; :func:`iter_windows` gives them one at a time.
@@ -87,18 +87,6 @@ def _normalised_copy(path: Path, sha: str, cache_dir: Path, line_width: int = 80
     return target
 
 
-def _writable_dir(folder: Path) -> bool:
-    """True when we may create files in ``folder``: it has write permission bits *and* access allows it.
-
-    The mode bits are checked as well because root passes ``os.access`` on folders marked read-only
-    (a shared data folder, say), and we must not leave index files there.
-    """
-    try:
-        return bool(folder.stat().st_mode & 0o222) and os.access(folder, os.W_OK | os.X_OK)
-    except OSError:
-        return False
-
-
 @dataclass(frozen=True)
 class Window:
     """One window of a genome: ``seq`` is ``seqid[start:end]`` (0-based, half-open) as it is in the FASTA."""
@@ -121,8 +109,8 @@ class Genome:
 
     Args:
         path: ``.fa``/``.fasta``/``.fna``, optionally ``.gz`` (plain gzip or bgzip).
-        cache_dir: where to put the decompressed copy of a plain-gzip file and the ``.fai`` index when
-            the FASTA's folder is read-only (default :func:`genomics_lm.files.default_cache_dir`).
+        cache_dir: where to put the decompressed copy of a plain-gzip file and a missing ``.fai`` index
+            (default :func:`genomics_lm.files.default_cache_dir`).
 
     Raises:
         UserError: missing, empty, non-FASTA, truncated gzip, duplicate record names, a record with no
@@ -130,8 +118,8 @@ class Genome:
             leaves nothing behind: a missing index is built under a temporary name and kept only once the
             file has passed every check.
 
-    The index is never written into a folder without write permission bits, even by root (who passes
-    ``os.access`` everywhere): it then goes to ``cache_dir``.
+    A missing index is never written beside the FASTA (data folders stay as they are, writable or not):
+    it goes to ``cache_dir``.
     """
 
     def __init__(self, path: str | os.PathLike, cache_dir: str | os.PathLike | None = None):
@@ -174,11 +162,11 @@ class Genome:
         return path, self._index_for(path)
 
     def _index_for(self, path: Path) -> Path:
-        """``path.fai`` where the index exists (with its ``.gzi`` for bgzip) or the folder is writable by its
-        mode bits; else a name in the cache."""
+        """``path.fai`` where that index exists (with its ``.gzi`` for bgzip, e.g. made by samtools); else a name
+        in the cache. A missing index is never written beside the FASTA: data folders stay untouched."""
         fai = Path(str(path) + ".fai")
         gzi = self._gzi_for(path, fai)
-        if (fai.exists() and (gzi is None or gzi.exists())) or _writable_dir(path.parent):
+        if fai.exists() and (gzi is None or gzi.exists()):
             return fai
         return self.cache_dir / f"{self.sha256[:16]}-{path.name}.fai"
 

@@ -62,8 +62,8 @@ def test_bgzip_is_read_in_place(genomes, tmp_path):
     assert g.lengths == plain.lengths
     assert g.fetch(g.names[0], 1000, 1100) == plain.fetch(plain.names[0], 1000, 1100)
     assert g.fetch_bytes(g.names[0], 1000, 1100) == plain.fetch_bytes(plain.names[0], 1000, 1100)
-    assert (tmp_path / "lambda.fa.gz.fai").exists() and (tmp_path / "lambda.fa.gz.gzi").exists()  # beside the file
-    assert not (tmp_path / "cache").exists()
+    assert not (tmp_path / "lambda.fa.gz.fai").exists()  # read in place, indexed in the cache, not beside the file
+    assert sorted(p.suffix for p in (tmp_path / "cache").iterdir()) == [".fai", ".gzi"]
 
 
 def test_bgzip_in_read_only_folder_indexes_into_the_cache(genomes, tmp_path, read_only):
@@ -90,11 +90,15 @@ def test_index_goes_to_cache_for_read_only_folder(genomes, tmp_path, read_only):
     assert again._index_path == g._index_path and again.fetch("MT_human", 0, 10) == g.fetch("MT_human", 0, 10)
 
 
-def test_index_beside_the_file_in_a_writable_folder(genomes, tmp_path):
+def test_writable_data_folder_is_left_untouched_and_an_existing_index_is_used(genomes, tmp_path):
     fa = local_copy(genomes / "human_chrM.fa", tmp_path / "rw")
-    Genome(fa, cache_dir=tmp_path / "cache")
-    assert sorted(os.listdir(tmp_path / "rw")) == ["human_chrM.fa", "human_chrM.fa.fai"]
-    assert not (tmp_path / "cache").exists()
+    g = Genome(fa, cache_dir=tmp_path / "cache")
+    assert sorted(os.listdir(tmp_path / "rw")) == ["human_chrM.fa"]  # the index went to the cache
+    assert g._index_path.parent == tmp_path / "cache"
+    (tmp_path / "rw" / "human_chrM.fa.fai").write_bytes(g._index_path.read_bytes())  # e.g. made by samtools faidx
+    beside = Genome(fa, cache_dir=tmp_path / "other")
+    assert beside._index_path == tmp_path / "rw" / "human_chrM.fa.fai" and beside.lengths == {"MT_human": 16_569}
+    assert not (tmp_path / "other").exists()
 
 
 def test_windows_skip_n_runs(genomes, tmp_path):
@@ -213,7 +217,8 @@ def test_bad_fasta_gives_one_line_error(tmp_path, content, message):
     with pytest.raises(UserError, match=message) as err:
         Genome(path, cache_dir=tmp_path / "cache")
     assert "\n" not in str(err.value) and str(path) in str(err.value)
-    assert sorted(os.listdir(tmp_path)) == ["bad.fa"]  # no index (not even a temporary one) left behind
+    assert sorted(os.listdir(tmp_path)) in (["bad.fa"], ["bad.fa", "cache"])
+    assert not (tmp_path / "cache").exists() or os.listdir(tmp_path / "cache") == []  # no index, not even a temporary one
 
 
 @pytest.mark.parametrize("read_only_folder", [False, True], ids=["writable", "read_only"])

@@ -369,9 +369,9 @@ def test_bad_input_one_line_error_no_output(genomes, tmp_path, capsys, case):
     assert len(lines) == 1 and message in lines[0] and str(fasta) in lines[0], err
     assert "Traceback" not in err
     assert not out_dir.exists()  # not even an empty output folder
-    # nothing left beside the input: no index of a refused FASTA (the valid but short one keeps its index)
+    # nothing left beside the input (indexes go to the cache; a refused FASTA leaves none there either)
     left = set(os.listdir(tmp_path)) - before - {"cache"}
-    assert left == ({"human_chrM.fa.fai"} if case == "too_short" else set())
+    assert left == set()
 
 
 @pytest.mark.parametrize("k", [0, 9])
@@ -465,7 +465,7 @@ def test_split_whose_windows_are_all_n_writes_nothing(tmp_path, capsys):
                            "windows have more than 0.1 non-ACGT bases (--max-n-frac); raise --max-n-frac or use a "
                            "smaller --window-tokens")
     assert not out_dir.exists()  # train, written before val was found empty, is gone too
-    assert listing(tmp_path) == ["gappy.fa", "gappy.fa.fai"]
+    assert listing(tmp_path) == ["gappy.fa"]  # the index went to the cache
 
 
 def test_read_only_input_folder_is_left_untouched(genomes, tmp_path, capsys):
