@@ -337,6 +337,20 @@ def baseline_cache_key(train_rows: Sequence, train_labels, val_rows: Sequence, v
     return h.hexdigest()
 
 
+def _read_cached_baseline(path: Path, label_names: Sequence[str] | None) -> tuple[np.ndarray, dict] | None:
+    """The probabilities and parameters kept at ``path`` for these label names, or None."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            probs, record = z["probs"], json.loads(str(z["params"]))
+    except (OSError, ValueError, KeyError):
+        return None
+    if record.get("label_names") != (list(label_names) if label_names is not None else None):
+        return None
+    return probs, record["params"]
+
+
 def cached_kmer_baseline(cache_dir: str | os.PathLike, train_rows: Sequence, train_labels, val_rows: Sequence,
                          val_labels, eval_rows: Sequence, tokenizer: KmerTokenizer, *, ks: Sequence[int] = BASELINE_KS,
                          Cs: Sequence[float] = BASELINE_CS, label_names: Sequence[str] | None = None
@@ -349,14 +363,10 @@ def cached_kmer_baseline(cache_dir: str | os.PathLike, train_rows: Sequence, tra
     """
     key = baseline_cache_key(train_rows, train_labels, val_rows, val_labels, eval_rows, tokenizer, ks, Cs)
     path = Path(cache_dir) / "kmer_baseline" / f"{key}.npz"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                probs, params = z["probs"], json.loads(str(z["params"]))
-            if params.get("label_names") == (list(label_names) if label_names is not None else None):
-                return probs, {**params["params"], "cache": "read", "cache_file": str(path)}
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable or foreign: fit again and replace it
+    cached = _read_cached_baseline(path, label_names)  # None: absent, unreadable or foreign (fitted again)
+    if cached is not None:
+        probs, params = cached
+        return probs, {**params, "cache": "read", "cache_file": str(path)}
     probs, params = kmer_baseline(train_rows, train_labels, val_rows, val_labels, eval_rows, tokenizer, ks=ks, Cs=Cs,
                                   label_names=label_names)
     record = json.dumps({"label_names": list(label_names) if label_names is not None else None,

@@ -451,3 +451,7 @@ def test_baseline_cache_reuses_identical_fits_only(tmp_path):
     _, p3 = ev.cached_kmer_baseline(tmp_path, rows[:40], y2[:40], *args[2:], ks=[2, 3], Cs=[1.0], label_names=["gc"])
     _, p4 = ev.cached_kmer_baseline(tmp_path, *args, ks=[2], Cs=[1.0], label_names=["gc"])
     assert p3["cache"] == p4["cache"] == "fitted" and len(list((tmp_path / "kmer_baseline").iterdir())) == 3
+    Path(p1["cache_file"]).write_bytes(b"not an npz")  # a damaged cache file is fitted again and replaced
+    fixed, p5 = ev.cached_kmer_baseline(tmp_path, *args, ks=[2, 3], Cs=[1.0], label_names=["gc"])
+    assert p5["cache"] == "fitted" and np.array_equal(fixed, fresh)
+    assert ev.cached_kmer_baseline(tmp_path, *args, ks=[2, 3], Cs=[1.0], label_names=["gc"])[1]["cache"] == "read"

@@ -393,8 +393,13 @@ def test_small_vcf_mismatch_multiallelic_unknown_chrom_indels(small_genome, tmp_
 
 
 class _Evil:
+    """Unpickling runs ``touch MARKER``: the marker's absence proves the checkpoint's code never ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
     def __reduce__(self):
-        return (os.system, ("touch /tmp/genomics_lm_score_pwned",))
+        return (os.system, (f"touch {self.marker}",))
 
 
 @pytest.fixture
@@ -405,7 +410,7 @@ def bad_files(tmp_path, ckpt, data_dir):
     trunc.write_bytes(ckpt.read_bytes()[:500])
     evil = d / "evil.pt"
     with open(evil, "wb") as fh:
-        pickle.dump({"genomics_lm": _Evil(), "state_dict": {}}, fh, protocol=2)
+        pickle.dump({"genomics_lm": _Evil(tmp_path / "pwned"), "state_dict": {}}, fh, protocol=2)
     arch = tiny_config()
     mlm = save_model(MaskedLM(arch), make_record(arch, "mlm"), d / "pretrained.pt")
     (d / "empty.fa").write_text("")
@@ -415,7 +420,7 @@ def bad_files(tmp_path, ckpt, data_dir):
     mism = write_vcf(d / "mism.vcf", "22\t20000146\trs1\tT\tA\t.\t.\t.\n")  # the genome has G
     unknown = write_vcf(d / "unknown.vcf", "chrZ\t5\t.\tA\tG\t.\t.\t.\n")
     return {"ckpt": ckpt, "trunc": trunc, "evil": evil, "mlm": mlm, "dir": d, "genome": data_dir / HG19,
-            "nohdr": nohdr, "mism": mism, "unknown": unknown}
+            "nohdr": nohdr, "mism": mism, "unknown": unknown, "pwned": tmp_path / "pwned"}
 
 
 @pytest.mark.parametrize("case, pattern", [
@@ -467,7 +472,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(bad_files, tmp_path, capfd
     assert sorted(p.name for p in out.rglob("*")) == before
     if case == "output exists":
         assert target.read_text() == "keep me\n"
-    assert not os.path.exists("/tmp/genomics_lm_score_pwned")
+    assert not bad_files["pwned"].exists()
 
 
 def test_bench_score_runs_small(capfd, data_dir):
