@@ -20,13 +20,11 @@ from typing import Any, Literal, Mapping
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torchmetrics.classification import (
-    BinaryAUROC,
-    BinaryAveragePrecision,
-    BinaryMatthewsCorrCoef,
-    MultilabelAUROC,
-    MultilabelAveragePrecision,
-)
+from pytorch_lightning.utilities import rank_zero_warn
+from torchmetrics import Metric
+from torchmetrics.classification import BinaryMatthewsCorrCoef
+from torchmetrics.functional.classification import binary_auroc, binary_average_precision
+from torchmetrics.utilities import dim_zero_cat
 
 from genomics_lm.checkpoint import CLASSIFY, META_KEY, config_differences, load_pretrained, make_record, read_record
 from genomics_lm.errors import UserError
@@ -34,6 +32,42 @@ from genomics_lm.model import DEFAULT_CONFIG, ModelConfig, MultiLabelClassifier,
 from genomics_lm.training import configure_adamw
 
 IGNORE = -1  # the label value torchmetrics ignores (unobserved labels)
+
+
+class MacroOverLabels(Metric):
+    """Macro mean of a binary ranking metric (AUROC or average precision) over labels, each on its observed rows.
+
+    A label whose observed validation rows hold one class only (or none) has no AUROC/AUPRC: it is left out of
+    the mean, as ``evaluate`` does (torchmetrics' Multilabel metrics with ``ignore_index`` fail on such a label).
+    When no label has both classes the value is 0 with a warning, like torchmetrics' binary metrics.
+    States are concatenated across processes (DDP) before :meth:`compute`.
+    """
+
+    full_state_update = False
+
+    def __init__(self, fn, **kwargs):
+        super().__init__(**kwargs)
+        self.fn = fn
+        self.add_state("probs", default=[], dist_reduce_fx="cat")
+        self.add_state("target", default=[], dist_reduce_fx="cat")
+
+    def update(self, probs: torch.Tensor, target: torch.Tensor) -> None:
+        """probs (B, C) float in [0, 1]; target (B, C) long: 1, 0 or IGNORE (not observed)."""
+        self.probs.append(probs.detach().float())
+        self.target.append(target.detach().long())
+
+    def compute(self) -> torch.Tensor:
+        probs, target = dim_zero_cat(self.probs), dim_zero_cat(self.target)  # (N, C)
+        values = []
+        for c in range(probs.shape[1]):
+            keep = target[:, c] != IGNORE
+            t = target[keep, c]
+            if t.numel() and 0 < int(t.sum()) < t.numel():  # both classes observed
+                values.append(self.fn(probs[keep, c], t))
+        if not values:
+            rank_zero_warn("validation: no label has both classes among its observed rows; val metric set to 0")
+            return torch.zeros((), device=probs.device)
+        return torch.stack(values).mean()
 
 
 class FinetuneModule(pl.LightningModule):
@@ -96,14 +130,9 @@ class FinetuneModule(pl.LightningModule):
         if pretrained:
             self._load_pretrained(pretrained)
         self.register_buffer("pos_weight_t", torch.ones(C), persistent=False)
-        if C == 1:  # torchmetrics' multilabel metrics need two labels or more
-            self.val_auroc = BinaryAUROC(ignore_index=IGNORE)
-            self.val_auprc = BinaryAveragePrecision(ignore_index=IGNORE)
-            self.val_mcc = BinaryMatthewsCorrCoef(ignore_index=IGNORE)
-        else:
-            self.val_auroc = MultilabelAUROC(num_labels=C, average="macro", ignore_index=IGNORE)
-            self.val_auprc = MultilabelAveragePrecision(num_labels=C, average="macro", ignore_index=IGNORE)
-            self.val_mcc = None
+        self.val_auroc = MacroOverLabels(binary_auroc)  # macro over labels with both classes observed
+        self.val_auprc = MacroOverLabels(binary_average_precision)
+        self.val_mcc = BinaryMatthewsCorrCoef(ignore_index=IGNORE) if C == 1 else None
         self.data_info: dict[str, Any] = {}
 
     def _load_pretrained(self, path: str) -> None:
@@ -142,16 +171,14 @@ class FinetuneModule(pl.LightningModule):
         logits, labels, loss = self._step(batch)
         target = torch.where(torch.isnan(labels), torch.full_like(labels, IGNORE), labels).long()  # (B, C)
         probs = torch.sigmoid(logits)  # (B, C)
-        if self.val_mcc is not None:  # one label: binary metrics on column 0
-            probs, target = probs[:, 0], target[:, 0]
         self.val_auroc.update(probs, target)
         self.val_auprc.update(probs, target)
         n = labels.shape[0]
         self.log("val/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=n)
         self.log("val/auroc", self.val_auroc, on_step=False, on_epoch=True, batch_size=n)
         self.log("val/auprc", self.val_auprc, prog_bar=True, on_step=False, on_epoch=True, batch_size=n)
-        if self.val_mcc is not None:
-            self.val_mcc.update(probs, target)
+        if self.val_mcc is not None:  # one label: MCC at threshold 0.5 on column 0
+            self.val_mcc.update(probs[:, 0], target[:, 0])
             self.log("val/mcc", self.val_mcc, prog_bar=True, on_step=False, on_epoch=True, batch_size=n)
 
     def configure_optimizers(self):

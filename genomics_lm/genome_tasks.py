@@ -207,6 +207,19 @@ def window_sequences(genome: Genome, record: str, starts: np.ndarray, ends: np.n
     return out
 
 
+def mask_outside(seq: bytes, keep_bp: int) -> bytes:
+    """``seq`` with every base outside its central ``keep_bp`` replaced by ``N`` (same length).
+
+    Kept: offsets ``[(len - keep_bp) // 2, (len - keep_bp) // 2 + keep_bp)`` (0-based, half-open) of ``seq`` as
+    given (a reverse-complemented row is masked on its own strand). ``keep_bp >= len`` returns ``seq``.
+    """
+    n = len(seq)
+    if keep_bp >= n:
+        return seq
+    a = (n - keep_bp) // 2
+    return b"N" * a + seq[a:a + keep_bp] + b"N" * (n - a - keep_bp)
+
+
 def split_of_windows(plan: SplitPlan, record: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """``(n,)`` int8: index in ``SPLITS`` of the split interval holding the whole window, -1 when none does."""
     ivs = sorted((s, e, i) for i, sp in enumerate(SPLITS) for r, s, e in plan.intervals[sp] if r == record)
@@ -245,7 +258,13 @@ def _resolve_names(chrom_map: str | os.PathLike | None, chr_prefix: str | None) 
 
 
 def _check_common(context_bp: int, max_n_frac: float, neg_per_pos: float | None, tokenizer: KmerTokenizer,
-                  block_bp: int | None, gap_bp: int | None, select_bp: int) -> None:
+                  block_bp: int | None, gap_bp: int | None, select_bp: int, mask_outside_bp: int | None = None,
+                  val_frac: float | None = None, test_frac: float | None = None) -> None:
+    if mask_outside_bp is not None and not 0 < mask_outside_bp <= context_bp:
+        raise UserError(f"--mask-outside-bp must be in 1..--context-bp ({context_bp:,}), got {mask_outside_bp:,}")
+    for flag, f in (("--val-frac", val_frac), ("--test-frac", test_frac)):
+        if f is not None and not (0 < f < 0.5):
+            raise UserError(f"{flag} must be between 0 and 0.5, got {f}")
     if context_bp < tokenizer.k:
         raise UserError(f"--context-bp {context_bp} is shorter than k={tokenizer.k} (no token)")
     if select_bp < context_bp:
@@ -261,12 +280,14 @@ def _check_common(context_bp: int, max_n_frac: float, neg_per_pos: float | None,
         raise UserError(f"--gap-bp must be >= 0, got {gap_bp}")
 
 
-def _plan(genome: Genome, select_bp: int, block_bp: int | None, gap_bp: int | None, seed: int) -> SplitPlan:
+def _plan(genome: Genome, select_bp: int, block_bp: int | None, gap_bp: int | None, seed: int,
+          val_frac: float | None = None, test_frac: float | None = None) -> SplitPlan:
     block_bp = block_bp if block_bp is not None else default_block_bp(genome.total_bp, select_bp)
     gap_bp = gap_bp if gap_bp is not None else select_bp
     if gap_bp >= block_bp:
         raise UserError(f"--gap-bp ({gap_bp:,}) must be smaller than --block-bp ({block_bp:,})")
-    return plan_splits(genome.lengths, mode="auto", block_bp=block_bp, gap_bp=gap_bp, seed=seed)
+    return plan_splits(genome.lengths, mode="auto", block_bp=block_bp, gap_bp=gap_bp, seed=seed,
+                       val_frac=0.1 if val_frac is None else val_frac, test_frac=0.1 if test_frac is None else test_frac)
 
 
 def _span_of(spans: dict[str, list[RecordSpan]]) -> dict[str, RecordSpan]:
@@ -295,8 +316,9 @@ class _Rows:
 
 def _write(paths: dict[str, Path], rows: dict[str, _Rows], genome: Genome, span_of: dict[str, RecordSpan],
            tokenizer: KmerTokenizer, context_bp: int, source: dict, config: dict, label_names: list[str],
-           overwrite: bool, batch: int = 2048) -> None:
-    """Write the three stores (renamed together at the end); coordinates converted to chromosome coordinates."""
+           overwrite: bool, mask_outside_bp: int | None = None, batch: int = 2048) -> None:
+    """Write the three stores (renamed together at the end); coordinates converted to chromosome coordinates;
+    with ``mask_outside_bp`` the sequences are :func:`mask_outside` first."""
     L = tokenizer.num_tokens(context_bp)
     with contextlib.ExitStack() as stack:
         writers = {}
@@ -312,6 +334,8 @@ def _write(paths: dict[str, Path], rows: dict[str, _Rows], genome: Genome, span_
                 for a in range(0, len(start), batch):
                     b = min(len(start), a + batch)
                     seqs = window_sequences(genome, record, start[a:b], end[a:b], minus[a:b])
+                    if mask_outside_bp is not None:
+                        seqs = [mask_outside(q, mask_outside_bp) for q in seqs]
                     toks = np.stack([tokenizer.encode(q) for q in seqs]).astype(tokenizer.dtype, copy=False)
                     w.append(toks, seqid=[sp.chrom] * (b - a), start=start[a:b] + sp.offset,
                              end=end[a:b] + sp.offset, strand=np.where(minus[a:b], "-", "+"), labels=labels[a:b])
@@ -354,6 +378,9 @@ def make_peak_task(
     chr_prefix: str | None = None,
     block_bp: int | None = None,
     gap_bp: int | None = None,
+    val_frac: float | None = None,
+    test_frac: float | None = None,
+    mask_outside_bp: int | None = None,
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
@@ -367,7 +394,12 @@ def make_peak_task(
         select_bp: the window rows are selected on (default context_bp; see the module docstring).
         neg_per_pos: all-negative bins kept per positive bin in each split (None: all).
         chrom_map: two-column file (file name -> genome name). chr_prefix: None, ``"add"`` or ``"strip"``.
-        block_bp, gap_bp, seed: the split plan. cache_dir: see :class:`~genomics_lm.genome.Genome`.
+        block_bp, gap_bp, val_frac, test_frac (0.1 each), seed: the split plan. cache_dir: see
+            :class:`~genomics_lm.genome.Genome`.
+        mask_outside_bp: the control of the long-context experiment: every base outside the central
+            ``mask_outside_bp`` of a row (offsets ``[(context_bp - M) // 2, (context_bp - M) // 2 + M)`` of the
+            sequence as stored, i.e. on the row's strand) becomes N; rows, labels and splits are unchanged (they
+            do not depend on it). None: no mask.
     Returns:
         ``{"task_kind", "input": "peaks", "label_names", "tokenizer", "window_tokens", "paths", "summary",
         "counts"}``; ``summary[split]`` = ``{rows, positives (per label), observed, any_positive,
@@ -385,7 +417,8 @@ def make_peak_task(
         raise UserError(f"--context-bp ({context_bp:,}) must be at least --bin-bp ({bin_bp:,}): the context is "
                         "centred on the bin and holds it")
     select_bp = context_bp if select_bp is None else int(select_bp)
-    _check_common(context_bp, max_n_frac, neg_per_pos, tokenizer, block_bp, gap_bp, select_bp)
+    _check_common(context_bp, max_n_frac, neg_per_pos, tokenizer, block_bp, gap_bp, select_bp, mask_outside_bp,
+                  val_frac, test_frac)
     names = [str(n) for n, _ in peaks]
     for n in names:
         if not n or "=" in n or "/" in n:
@@ -405,7 +438,7 @@ def make_peak_task(
         mapped.append(map_intervals(iv, spans, chrom_map=cmap, prefix=chr_prefix, genome_path=g.path, what="peak"))
         mapped[-1].stats["layout"] = iv.layout
         files.append(("peaks", name, Path(f)))
-    plan = _plan(g, select_bp, block_bp, gap_bp, seed)
+    plan = _plan(g, select_bp, block_bp, gap_bp, seed, val_frac, test_frac)
     C = len(names)
     rows = {s: _Rows(C) for s in SPLITS}
     counts = {"bins": 0, "dropped_edge": 0, "dropped_gap": 0, "dropped_n": 0}
@@ -473,7 +506,7 @@ def make_peak_task(
         "inputs": [{"role": "genome", "file": str(g.path)}] + [{"role": "peaks", "label": n, "file": str(f)}
                                                                for n, f in peaks],
         "bin_bp": bin_bp, "context_bp": context_bp, "select_bp": select_bp, "max_n_frac": max_n_frac,
-        "neg_per_pos": neg_per_pos,
+        "neg_per_pos": neg_per_pos, "mask_outside_bp": mask_outside_bp,
         "chrom_map": str(chrom_map) if chrom_map is not None else None, "chr_prefix": chr_prefix,
         "records": {r: {"chrom": sp.chrom, "offset": sp.offset, "length": sp.length} for r, sp in span_of.items()},
         "coordinates": "chromosome (region-named records shifted by their offset), 0-based half-open context window",
@@ -481,7 +514,8 @@ def make_peak_task(
         "split_rule": f"{plan.mode} (genome.plan_splits); a row belongs to the split interval holding its whole context",
         "split_plan": plan.to_dict(), "counts": counts, "summary": summary,
     }
-    _write(paths, rows, g, span_of, tokenizer, context_bp, _source(g, files), config, names, overwrite)
+    _write(paths, rows, g, span_of, tokenizer, context_bp, _source(g, files), config, names, overwrite,
+           mask_outside_bp)
     return {"task_kind": config["task_kind"], "input": "peaks", "label_names": names, "tokenizer": tokenizer.to_dict(),
             "window_tokens": config["window_tokens"], "paths": {s: str(p) for s, p in paths.items()},
             "summary": summary, "counts": counts, "neg_per_pos": neg_per_pos}
@@ -583,6 +617,9 @@ def make_tss_task(
     regulondb_mismatch: str | None = None,
     block_bp: int | None = None,
     gap_bp: int | None = None,
+    val_frac: float | None = None,
+    test_frac: float | None = None,
+    mask_outside_bp: int | None = None,
     seed: int = 0,
     label_name: str | None = None,
     cache_dir: str | os.PathLike | None = None,
@@ -616,7 +653,8 @@ def make_tss_task(
     if min_distance < 1:
         raise UserError(f"--min-distance must be at least 1, got {min_distance}")
     select_bp = context_bp if select_bp is None else int(select_bp)
-    _check_common(context_bp, max_n_frac, neg_per_pos, tokenizer, block_bp, gap_bp, select_bp)
+    _check_common(context_bp, max_n_frac, neg_per_pos, tokenizer, block_bp, gap_bp, select_bp, mask_outside_bp,
+                  val_frac, test_frac)
     label = label_name or "tss"
     cmap = _resolve_names(chrom_map, chr_prefix)
     g = Genome(genome, cache_dir=cache_dir)
@@ -637,7 +675,7 @@ def make_tss_task(
     if tss_format == "regulondb":
         counts["regulondb_check"] = {"policy": policy, "match": 0, "off_by_one": 0, "mismatch": 0, "unchecked": 0,
                                      "moved": 0, "dropped": 0}
-    plan = _plan(g, select_bp, block_bp, gap_bp, seed)
+    plan = _plan(g, select_bp, block_bp, gap_bp, seed, val_frac, test_frac)
     rng = np.random.default_rng(seed)
     pos_rows = {s: _Rows(1) for s in SPLITS}
     forbidden: dict[str, np.ndarray] = {}
@@ -728,6 +766,7 @@ def make_tss_task(
         "inputs": [{"role": "genome", "file": str(g.path)}, {"role": "tss", "file": str(tss)}],
         "tss_format": tss_format, "context_bp": context_bp, "select_bp": select_bp, "tss_offset": context_bp // 2,
         "min_distance": min_distance, "neg_per_pos": neg_per_pos, "max_n_frac": max_n_frac,
+        "mask_outside_bp": mask_outside_bp,
         "chrom_map": str(chrom_map) if chrom_map is not None else None, "chr_prefix": chr_prefix,
         "records": {r: {"chrom": sp.chrom, "offset": sp.offset, "length": sp.length} for r, sp in span_of.items()},
         "coordinates": "chromosome (region-named records shifted by their offset), 0-based half-open window; "
@@ -736,7 +775,7 @@ def make_tss_task(
         "split_plan": plan.to_dict(), "counts": counts, "summary": summary,
     }
     _write(paths, rows, g, span_of, tokenizer, context_bp, _source(g, [("tss", label, Path(tss))]), config, [label],
-           overwrite)
+           overwrite, mask_outside_bp)
     return {"task_kind": "binary", "input": "tss", "label_names": [label], "tokenizer": tokenizer.to_dict(),
             "window_tokens": config["window_tokens"], "paths": {s: str(p) for s, p in paths.items()},
             "summary": summary, "counts": counts, "neg_per_pos": neg_per_pos}

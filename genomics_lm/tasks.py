@@ -387,6 +387,9 @@ def make_task(
     regulondb_mismatch: str | None = None,
     block_bp: int | None = None,
     gap_bp: int | None = None,
+    val_frac: float | None = None,
+    test_frac: float | None = None,
+    mask_outside_bp: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     k: int | None = None,
     stride: int | None = None,
@@ -405,8 +408,8 @@ def make_task(
         genome with peaks (``[(NAME, FILE), ...]``) or tss: the genome-based builders of
             :mod:`genomics_lm.genome_tasks` (:func:`~genomics_lm.genome_tasks.make_peak_task`,
             :func:`~genomics_lm.genome_tasks.make_tss_task`), which take tss_format, bin_bp, context_bp,
-            select_bp, neg_per_pos, max_n_frac, min_distance, chrom_map, chr_prefix, regulondb_mismatch, block_bp, gap_bp
-            and cache_dir (None = their defaults; an error with the other inputs).
+            select_bp, neg_per_pos, max_n_frac, min_distance, chrom_map, chr_prefix, regulondb_mismatch, block_bp, gap_bp,
+            val_frac, test_frac, mask_outside_bp and cache_dir (None = their defaults; an error with the other inputs).
         k, stride: the tokenizer (default k=6, stride=k); or ``like``: take them from a pretrained checkpoint.
         seed: seed of the drawn splits. label_name: name of the single label of a binary task (FASTA pair
             default "label"; table default the column's name). overwrite: replace existing stores.
@@ -431,6 +434,7 @@ def make_task(
                       "--neg-per-pos": neg_per_pos, "--max-n-frac": max_n_frac, "--min-distance": min_distance,
                       "--chrom-map": chrom_map, "--add-chr-prefix/--strip-chr-prefix": chr_prefix,
                       "--regulondb-mismatch": regulondb_mismatch, "--block-bp": block_bp, "--gap-bp": gap_bp,
+                      "--val-frac": val_frac, "--test-frac": test_frac, "--mask-outside-bp": mask_outside_bp,
                       "--cache-dir": cache_dir}
     if kind == "--genome":
         if genome is None:
@@ -491,7 +495,8 @@ def make_task(
         common = dict(genome=genome, tokenizer=tokenizer, context_bp=context_bp, select_bp=select_bp,
                       neg_per_pos=neg_per_pos,
                       max_n_frac=max_n_frac, chrom_map=chrom_map, chr_prefix=chr_prefix, block_bp=block_bp,
-                      gap_bp=gap_bp, seed=seed, cache_dir=cache_dir, overwrite=overwrite,
+                      gap_bp=gap_bp, val_frac=val_frac, test_frac=test_frac, mask_outside_bp=mask_outside_bp,
+                      seed=seed, cache_dir=cache_dir, overwrite=overwrite,
                       tokenizer_from=str(like) if like is not None else None)
         if peaks:
             return genome_tasks.make_peak_task(paths, peaks=peaks, bin_bp=bin_bp, **common)

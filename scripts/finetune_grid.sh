@@ -3,14 +3,14 @@
 #
 #   scripts/finetune_grid.sh --task TASK_DIR --out OUT [--attention "bigbird longformer dense"] [--seeds "0 1 2"]
 #       [--pretrained 'pre/hg19/{attention}/pretrained.pt'] [--name NAME] [--jobs 2] [--config FILE]
-#       [-- any 'genomics-lm finetune fit' options, e.g. --trainer.max_epochs 5 --model.arch.conv_stem 15]
+#       [--no-both-strands] [-- any 'genomics-lm finetune fit' options, e.g. --trainer.max_epochs 5 --model.arch.conv_stem 15]
 #
 # For each attention A and seed S (skipped when its outputs exist, so a rerun resumes the grid):
 #   OUT/runs/A_INIT/sS/finetuned.pt        genomics-lm finetune fit (seed_everything = data.seed = S)
 #   OUT/runs/A_INIT/sS/fit_seconds         wall time of the fit
 #   OUT/eval/A_INIT/sS/metrics.json ...    genomics-lm evaluate (with the k-mer baseline on the same rows, fitted
 #                                          once per task: --baseline-cache OUT/baseline_cache)
-#   OUT/eval/A_INIT/sS.rc/metrics.json     the same with --both-strands (no baseline)
+#   OUT/eval/A_INIT/sS.rc/metrics.json     the same with --both-strands (no baseline; not with --no-both-strands)
 # INIT is "scratch", or "pre" with --pretrained (its {attention} is replaced by A: each attention type starts
 # from the checkpoint pretrained with the same attention). Then:
 #   OUT/compare.tsv                        genomics-lm compare of every evaluation in OUT/eval (+ published
@@ -20,7 +20,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-task="" out="" attentions="bigbird longformer dense" seeds="0 1 2" pretrained="" jobs=1 name=""
+task="" out="" attentions="bigbird longformer dense" seeds="0 1 2" pretrained="" jobs=1 name="" both_strands=1
 config="$here/configs/finetune/tiny.yaml"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -32,8 +32,9 @@ while [ $# -gt 0 ]; do
     --jobs) jobs=$2; shift 2 ;;
     --name) name=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
+    --no-both-strands) both_strands=0; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "finetune_grid.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -64,13 +65,13 @@ cell() {  # cell ATTENTION SEED
     --task-dir "$task" --out-dir "$ev" --task-name "$name" --baseline-cache "$out/baseline_cache" --overwrite \
     > "$ev.log" 2>&1 \
     || { echo "FAILED: evaluate $ev (see $ev.log)" >&2; return 1; }
-  [ -f "$ev.rc/metrics.json" ] || OMP_NUM_THREADS=$threads $G evaluate --checkpoint "$run/finetuned.pt" \
+  [ "$both_strands" = 0 ] || [ -f "$ev.rc/metrics.json" ] || OMP_NUM_THREADS=$threads $G evaluate --checkpoint "$run/finetuned.pt" \
     --task-dir "$task" --out-dir "$ev.rc" --task-name "$name" --both-strands --no-baseline --overwrite \
     > "$ev.rc.log" 2>&1 || { echo "FAILED: evaluate $ev.rc (see $ev.rc.log)" >&2; return 1; }
   echo "done ${att}_$init s$seed: fit $(cat "$run/fit_seconds") s"
 }
 export -f cell
-export task out pretrained config threads name G
+export task out pretrained config threads name G both_strands
 extra_str=""; [ ${#extra[@]} -eq 0 ] || extra_str=$(printf '%q ' "${extra[@]}")
 export extra_str
 

@@ -52,6 +52,35 @@ def test_masked_bce_ignores_unobserved_labels():
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_validation_macro_skips_labels_without_both_classes():
+    """A label with no observed val rows (or one class only) is left out of the macro, like evaluate; it used to
+    crash torchmetrics' Multilabel metrics with ignore_index (IndexError)."""
+    from torchmetrics.functional.classification import binary_auroc, binary_average_precision
+
+    from genomics_lm.finetune import IGNORE, MacroOverLabels
+
+    g = torch.Generator().manual_seed(0)
+    probs = torch.rand(40, 3, generator=g)
+    target = (torch.rand(40, 3, generator=g) > 0.5).long()
+    target[:, 1] = IGNORE  # label 1: never observed
+    target[:20, 2] = IGNORE  # label 2: half observed ...
+    target[20:, 2] = 1  # ... and positive only
+    target[::7, 0] = IGNORE
+    auroc, auprc = MacroOverLabels(binary_auroc), MacroOverLabels(binary_average_precision)
+    for lo in range(0, 40, 16):  # several batches, like validation
+        auroc.update(probs[lo:lo + 16], target[lo:lo + 16])
+        auprc.update(probs[lo:lo + 16], target[lo:lo + 16])
+    keep = target[:, 0] != IGNORE
+    assert auroc.compute().item() == pytest.approx(binary_auroc(probs[keep, 0], target[keep, 0]).item())
+    assert auprc.compute().item() == pytest.approx(binary_average_precision(probs[keep, 0], target[keep, 0]).item())
+    two = MacroOverLabels(binary_auroc)
+    target[::7, 0] = 0
+    target[:20, 2] = 0
+    two.update(probs, target)
+    expected = (binary_auroc(probs[:, 0], target[:, 0]) + binary_auroc(probs[:, 2], target[:, 2])) / 2
+    assert two.compute().item() == pytest.approx(expected.item())
+
+
 def test_pretrained_encoder_is_loaded_and_checked(tmp_path):
     torch.manual_seed(0)
     arch = small_arch()

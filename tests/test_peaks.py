@@ -244,3 +244,55 @@ def test_select_bp_same_rows_for_several_context_lengths(k562, tmp_path, capsys)
         assert all(x == y[1500:2500] for x, y in zip(a["seq"], b["seq"]))
     rc, _, err = run(["--out-dir", tmp_path / "x", *base, "--context-bp", 8000], capsys)
     assert rc == 2 and "--select-bp (4,000) must be at least --context-bp (8,000)" in err
+
+
+def test_mask_outside_control_keeps_rows_and_only_the_centre(k562, tmp_path, capsys):
+    """--mask-outside-bp (the long-context control): the same rows, labels and splits as the unmasked build;
+    the central 1 kb are the genome's bases, everything else N, i.e. [UNK] tokens."""
+    base = ["--genome", k562["genome"], "--peaks", f"H3K4me3={k562['H3K4me3']}", f"POLR2A={k562['POLR2A']}",
+            "--context-bp", 4000, "--neg-per-pos", 1, "--seed", 2, "--k", 3, "--stride", 3]
+    rc, _, err = run(["--out-dir", tmp_path / "full", *base], capsys)
+    assert rc == 0, err
+    rc, _, err = run(["--out-dir", tmp_path / "mask", *base, "--mask-outside-bp", 1000], capsys)
+    assert rc == 0, err
+    full, mask = load(tmp_path / "full"), load(tmp_path / "mask")
+    assert mask["train"]["config"]["mask_outside_bp"] == 1000 and full["train"]["config"]["mask_outside_bp"] is None
+    for s in SPLITS:
+        a, b = full[s], mask[s]
+        assert np.array_equal(a["start"], b["start"]) and np.array_equal(a["labels"], b["labels"])
+        for x, y in zip(a["seq"], b["seq"]):
+            assert y == "N" * 1500 + x[1500:2500] + "N" * 1500
+        assert (b["tokens"][:, :500] == 1).all() and (b["tokens"][:, -500:] == 1).all()  # [UNK] = 1
+        assert np.array_equal(a["tokens"][:, 500:833], b["tokens"][:, 500:833])  # bases 1500..2499 -> tokens 500..832
+
+
+def test_mask_outside_pure_function():
+    from genomics_lm.genome_tasks import mask_outside
+
+    assert mask_outside(b"ACGTACGTAC", 4) == b"NNNTACGNNN"
+    assert mask_outside(b"ACGTACGTA", 4) == b"NNGTACNNN"  # offsets [(9 - 4) // 2, +4) = [2, 6)
+    assert mask_outside(b"ACGT", 4) == b"ACGT" and mask_outside(b"ACGT", 9) == b"ACGT"
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["--mask-outside-bp", 5000], "--mask-outside-bp must be in 1..--context-bp (1,000), got 5,000"),
+    (["--val-frac", 0.6], "--val-frac must be between 0 and 0.5, got 0.6"),
+    (["--test-frac", 0], "--test-frac must be between 0 and 0.5, got 0.0"),
+])
+def test_control_and_fraction_options_checked(k562, tmp_path, capsys, extra, match):
+    out = tmp_path / "t"
+    rc, _, err = run(["--out-dir", out, "--genome", k562["genome"], "--peaks", f"H3={k562['H3K4me3']}",
+                      "--strip-chr-prefix", *extra], capsys)
+    assert rc == 2 and match in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_val_and_test_fractions_grow_the_held_out_blocks(k562, tmp_path, capsys):
+    base = ["--genome", k562["genome"], "--peaks", f"H3={k562['H3K4me3']}", "--strip-chr-prefix", "--block-bp", 50000,
+            "--seed", 1]
+    sizes = {}
+    for frac in (0.1, 0.3):
+        rc, _, err = run(["--out-dir", tmp_path / str(frac), *base, "--val-frac", frac, "--test-frac", frac], capsys)
+        assert rc == 0, err
+        plan = load(tmp_path / str(frac))["train"]["config"]["split_plan"]
+        sizes[frac] = {s: sum(e - b for _, b, e in plan["intervals"][s]) for s in ("val", "test")}
+    assert sizes[0.3]["val"] > 2 * sizes[0.1]["val"] and sizes[0.3]["test"] > 2 * sizes[0.1]["test"]

@@ -53,6 +53,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("genomics_lm.cli.finetune", "fine-tune on a task folder of 'make-task' (LightningCLI: fit/validate)"),
     "evaluate": ("genomics_lm.cli.evaluate", "metrics of a fine-tuned model on a task split next to a k-mer baseline"),
     "compare": ("genomics_lm.cli.compare", "compare evaluations: mean ± spread over seeds next to the k-mer baseline and published figures"),
+    "context-table": ("genomics_lm.cli.context_table", "the long-context experiment: metric, time and memory vs context per attention type (table + plots)"),
     "score": ("genomics_lm.cli.score", "score sequences (FASTA), genome tracks (bedGraph/bigWig) or variant effects (VCF) with a fine-tuned model"),
     "summarize": ("genomics_lm.cli.summarize", "summarize pretraining runs: final val loss/accuracy next to the baselines"),
     "bench": ("genomics_lm.cli.bench", "benchmarks: 'bench attention', 'bench tokenizer', 'bench train', 'bench finetune', 'bench score'"),

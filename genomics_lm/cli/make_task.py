@@ -115,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="split region blocks (default: max(8 x --select-bp, min(100000, genome bp / 50)))")
     gn.add_argument("--gap-bp", type=int, default=None, metavar="BP",
                     help="bases dropped between blocks of different splits (default: --select-bp)")
+    gn.add_argument("--val-frac", type=float, default=None, metavar="F",
+                    help="fraction of the bases held out for validation (default: 0.1)")
+    gn.add_argument("--test-frac", type=float, default=None, metavar="F",
+                    help="fraction of the bases held out for testing (default: 0.1)")
+    gn.add_argument("--mask-outside-bp", type=int, default=None, metavar="BP",
+                    help="control: replace every base outside the central BP of each row by N ([UNK] tokens), "
+                    "so the input keeps its length but carries only the central BP (the long-context experiment's "
+                    "control; rows, labels and splits unchanged)")
     gn.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                     help="for a plain copy of a gzip genome and indexes of read-only folders "
                     "(default: $GENOMICS_LM_CACHE or ~/.cache/genomics_lm)")
@@ -145,7 +153,7 @@ def main(argv: list[str]) -> int:
         max_n_frac=args.max_n_frac,
         min_distance=args.min_distance, chrom_map=args.chrom_map, chr_prefix=args.chr_prefix,
         regulondb_mismatch=args.regulondb_mismatch, block_bp=args.block_bp, gap_bp=args.gap_bp,
-        cache_dir=args.cache_dir,
+        val_frac=args.val_frac, test_frac=args.test_frac, mask_outside_bp=args.mask_outside_bp, cache_dir=args.cache_dir,
     )
     tok = res["tokenizer"]
     print(f"{res['task_kind']} task, labels: {', '.join(res['label_names'])}; k={tok['k']} stride={tok['stride']}, "
