@@ -6,6 +6,7 @@
 #       [--skip "dense@16000"] [--control "16000"] [--control-bp 1000] [--control-attention "bigbird longformer"]
 #       [--seeds "0"] [--jobs 2]
 #       [--config configs/finetune/context.yaml] [--bench-steps 3] [--bench-batch 8 (the config's batch size)]
+#       [--bench-json PATH (default OUT/bench.json; an existing file is reused; "none": no benchmark)]
 #       -- MAKE-TASK INPUT OPTIONS
 #
 # MAKE-TASK INPUT OPTIONS are those of 'genomics-lm make-task' without --out-dir, --context-bp and --select-bp,
@@ -15,14 +16,15 @@
 #   OUT/tasks/cC_maskM           the control: the same with --mask-outside-bp M (only the central M bp are bases)
 #   OUT/grid/<variant>/...       scripts/finetune_grid.sh per variant (fit + evaluate with the k-mer baseline,
 #                                fitted once per variant) for each attention type and seed, minus --skip cells
-#   OUT/bench.json               genomics-lm bench finetune at the context lengths (s/step, peak RSS per attention)
+#   OUT/bench.json               genomics-lm bench finetune at the context lengths (s/step, peak RSS per attention;
+#                                run it when nothing else runs: dense at 16 kb needs about 15 GB)
 #   OUT/summary/                 genomics-lm context-table: context.tsv, context.md, metric_vs_context.png,
 #                                time_vs_context.png
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 out="" name="" contexts="1000 4000 16000" attentions="bigbird longformer dense" skip="" control="" control_bp=1000
-control_atts="" seeds="0" jobs=2 config="$here/configs/finetune/context.yaml" bench_steps=3 bench_batch=8
+control_atts="" seeds="0" jobs=2 config="$here/configs/finetune/context.yaml" bench_steps=3 bench_batch=8 bench_json=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
@@ -38,8 +40,9 @@ while [ $# -gt 0 ]; do
     --config) config=$2; shift 2 ;;
     --bench-steps) bench_steps=$2; shift 2 ;;
     --bench-batch) bench_batch=$2; shift 2 ;;
+    --bench-json) bench_json=$2; shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "long_context.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -77,14 +80,18 @@ for v in "${variants[@]}"; do
     || { echo "FAILED: grid $v (see $out/grid/$v.log)" >&2; status=1; }
 done
 
-if [ ! -f "$out/bench.json" ]; then
+bench_json=${bench_json:-$out/bench.json}
+bench_opt=(--bench "$bench_json")
+if [ "$bench_json" = none ]; then
+  bench_opt=()
+elif [ ! -f "$bench_json" ]; then
   log "bench"
   lengths=$(printf '%s,' $contexts); atts_csv=$(printf '%s,' $attentions)
   $G bench finetune --config "$config" --lengths "${lengths%,}" --attentions "${atts_csv%,}" --steps "$bench_steps" \
     --batch-size "$bench_batch" --warmup 1 --eval-rows 16 --eval-repeats 1 --no-baseline --baseline-rows 32,8,16 \
     --threads 1 \
-    --json "$out/bench.json" > "$out/bench.log" 2>&1 || { echo "FAILED: bench (see $out/bench.log)" >&2; status=1; }
+    --json "$bench_json" > "$out/bench.log" 2>&1 || { echo "FAILED: bench (see $out/bench.log)" >&2; status=1; }
 fi
 log "table"
-$G context-table "$out"/grid/*/eval/*/s*/ --bench "$out/bench.json" --out-dir "$out/summary" --overwrite || status=$?
+$G context-table "$out"/grid/*/eval/*/s*/ "${bench_opt[@]}" --out-dir "$out/summary" --overwrite || status=$?
 exit $status

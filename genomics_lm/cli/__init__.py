@@ -56,6 +56,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "context-table": ("genomics_lm.cli.context_table", "the long-context experiment: metric, time and memory vs context per attention type (table + plots)"),
     "score": ("genomics_lm.cli.score", "score sequences (FASTA), genome tracks (bedGraph/bigWig) or variant effects (VCF) with a fine-tuned model"),
     "summarize": ("genomics_lm.cli.summarize", "summarize pretraining runs: final val loss/accuracy next to the baselines"),
+    "draw-pattern": ("genomics_lm.cli.draw_pattern", "pictures of the attention patterns (layers x heads) and the fraction of pairs attended"),
+    "report": ("genomics_lm.cli.report", "one self-contained HTML report: comparison tables, ROC/PR, long context, benchmarks, curves, patterns"),
     "bench": ("genomics_lm.cli.bench", "benchmarks: 'bench attention', 'bench tokenizer', 'bench train', 'bench finetune', 'bench score'"),
 }
 
