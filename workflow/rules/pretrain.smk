@@ -17,6 +17,8 @@ rule pretrain:
         model=pretrained_model("{genome}", "{attention}"),
     log:
         log_file("pretrain", "{genome}.{attention}"),
+    benchmark:
+        benchmark_file("pretrain", "{genome}.{attention}")
     wildcard_constraints:
         attention="bigbird|longformer|dense",
     params:
@@ -26,6 +28,8 @@ rule pretrain:
     threads: PRETRAIN["cpus"]
     resources:
         **pretrain_resources(),
+    conda:
+        CONDA_ENV
     shell:
         "{params.launcher} genomics-lm pretrain fit --config {input.model_config}"
         " --data.train_path {input.train} --data.val_path {input.val} --model.arch.attention {wildcards.attention}"

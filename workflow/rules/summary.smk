@@ -16,8 +16,12 @@ rule summarize_pretraining:
         summary=pretrain_summary("{genome}"),
     log:
         log_file("summary", "{genome}"),
+    benchmark:
+        benchmark_file("summary", "{genome}")
     params:
         runs=summary_runs,
         tokens=lambda wc: token_dir(wc.genome),
+    conda:
+        CONDA_ENV
     shell:
         "genomics-lm summarize {params.runs} --tokens {params.tokens} --out {output.summary} > {log} 2>&1"

@@ -11,12 +11,17 @@ rule tokenize:
         test=token_store("{genome}", "test"),
     log:
         log_file("tokenize", "{genome}"),
+    benchmark:
+        benchmark_file("tokenize", "{genome}")
     params:
         out_dir=lambda wc: token_dir(wc.genome),
         options=tokenize_options(),
+    threads: 1
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=by_attempt(60),
+    conda:
+        CONDA_ENV
     shell:
         "genomics-lm tokenize --fasta {input.fasta} --out-dir {params.out_dir} --overwrite --no-progress"
         " {params.options} > {log} 2>&1"
