@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from genomics_lm.errors import UserError
-from genomics_lm.files import atomic_write
+from genomics_lm.files import atomic_write, read_json
 
 BINARY_METRICS = ("mcc", "auroc", "auprc")
 MULTI_METRICS = ("macro_auroc", "macro_auprc", "macro_mcc")
@@ -77,12 +77,8 @@ def read_evaluation(path: str | os.PathLike, name: str | None = None) -> Evaluat
     p = Path(path)
     if p.is_dir():
         p = p / "metrics.json"
-    try:
-        metrics = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{p}: no such file (give the --out-dir of 'genomics-lm evaluate' or its metrics.json)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{p}: not a metrics.json of 'genomics-lm evaluate' ({exc})") from None
+    metrics = read_json(p, "a metrics.json of 'genomics-lm evaluate'",
+                        "give the --out-dir of 'genomics-lm evaluate' or its metrics.json")
     missing = [k for k in ("task", "split", "n", "rows_sha256", "model", "label_names") if k not in metrics]
     if not isinstance(metrics, dict) or missing:
         raise UserError(f"{p}: not a metrics.json of 'genomics-lm evaluate' (missing {', '.join(missing)})")

@@ -98,6 +98,20 @@ def made_parents(path: str | os.PathLike) -> Iterator[list[Path]]:
         raise
 
 
+def read_json(path: str | os.PathLike, what: str, hint: str) -> Any:
+    """The parsed JSON file at ``path``; a missing file or bad JSON is a one-line :class:`UserError` naming the
+    file: ``"PATH: no such file (HINT)"`` / ``"PATH: not WHAT (the parser's message)"``."""
+    import json
+
+    p = Path(path)
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{p}: no such file ({hint})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{p}: not {what} ({exc})") from None
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` when the block completes.

@@ -32,7 +32,7 @@ import numpy as np
 
 from genomics_lm.compare import BASELINE, BINARY_METRICS, Evaluation, format_cell, mean_sd, read_evaluation
 from genomics_lm.errors import UserError
-from genomics_lm.files import atomic_write
+from genomics_lm.files import atomic_write, read_json
 
 MULTI_METRICS = ("macro_auroc", "macro_auprc")
 ATTENTIONS = ("bigbird", "longformer", "dense")
@@ -114,13 +114,11 @@ def read_bench(path: str | os.PathLike) -> dict[tuple[int, str], dict[str, float
     """``(length_bp, attention) -> {train_step_s, eval_seqs_per_s, peak_rss_mb, tokens}`` from a bench.json of
     ``genomics-lm bench finetune`` (a failed cell -> ``{"error": ...}``)."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-        records = data["records"]
-    except FileNotFoundError:
-        raise UserError(f"{p}: no such file (write it with 'genomics-lm bench finetune --json {p}')") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{p}: not a bench.json of 'genomics-lm bench finetune' ({exc})") from None
+    data = read_json(p, "a bench.json of 'genomics-lm bench finetune'",
+                     f"write it with 'genomics-lm bench finetune --json {p}'")
+    records = data.get("records") if isinstance(data, dict) else None
+    if not isinstance(records, list):
+        raise UserError(f"{p}: not a bench.json of 'genomics-lm bench finetune' (no records)")
     out = {}
     for r in records:
         key = (int(r["length_bp"]), str(r["attention"]))

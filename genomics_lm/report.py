@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from genomics_lm.errors import UserError
-from genomics_lm.files import atomic_write
+from genomics_lm.files import atomic_write, read_json
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PUBLISHED_MARK = "(published, not reproduced)"
@@ -238,12 +238,7 @@ def context_section(summaries: Sequence[str | os.PathLike]) -> str:
 def read_bench_attention(path: str | os.PathLike) -> dict[str, Any]:
     """The JSON of ``genomics-lm bench attention`` (``{"meta": {...}, "records": [...]}``), checked."""
     p = Path(path)
-    try:
-        doc = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{p}: no such file (give the --out of 'genomics-lm bench attention')") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{p}: not a JSON of 'genomics-lm bench attention' ({exc})") from None
+    doc = read_json(p, "a JSON of 'genomics-lm bench attention'", "give the --out of 'genomics-lm bench attention'")
     recs = doc.get("records") if isinstance(doc, dict) else None
     if not isinstance(recs, list) or not recs or not all(
             isinstance(r, dict) and {"method", "backend", "length", "pass"} <= set(r) for r in recs):
