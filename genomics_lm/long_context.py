@@ -202,15 +202,19 @@ def to_records(rows: list[ContextRow]) -> list[dict[str, str]]:
 
 
 def markdown(records: list[dict[str, str]]) -> str:
-    if not records:
-        return ""
-    cols = list(records[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(r[c] for c in cols) + " |" for r in records]
-    return "\n".join(lines) + "\n"
+    """One Markdown table per task, with the columns that task has (a binary and a multi-label task differ)."""
+    out = []
+    for task in dict.fromkeys(r["task"] for r in records):
+        rows = [r for r in records if r["task"] == task]
+        cols = [c for c in rows[0] if any(r.get(c, "NA") != "NA" for r in rows)]
+        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows]
+        out.append("\n".join(lines) + "\n")
+    return "\n".join(out)
 
 
 def write_tables(records: list[dict[str, str]], out_dir: Path) -> list[Path]:
+    """context.tsv (every column; NA where a task has no such metric) and context.md (one table per task)."""
     tsv, md = out_dir / "context.tsv", out_dir / "context.md"
     with atomic_write(tsv) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(records[0]), delimiter="\t", lineterminator="\n")
