@@ -166,6 +166,9 @@ def context_rows(evals: list[ContextEval], bench: dict[tuple[int, str], dict[str
     for row in groups.values():
         if row.method != BASELINE and bench is not None:
             row.timing.update(bench.get((row.context_bp, row.method), {}))
+            dense = bench.get((row.context_bp, "dense"), {})
+            if "train_step_s" in dense:  # the ratio comes from the benchmark, fitted or not
+                row.timing["dense_step_s"] = dense["train_step_s"]
         row.values = {k: v for k, v in row.values.items() if v}
     order = {m: i for i, m in enumerate((BASELINE,) + ATTENTIONS)}
     return sorted(groups.values(), key=lambda r: (r.task, r.mask_bp is not None, r.context_bp, order[r.method]))
@@ -178,7 +181,6 @@ def _runs(row: ContextRow) -> int:
 def to_records(rows: list[ContextRow]) -> list[dict[str, str]]:
     """One dict per row, the metric cells as "mean ± sd"; timing cells formatted; '-' where not measured."""
     keys = [k for k in MULTI_METRICS + BINARY_METRICS if any(k in r.values for r in rows)]
-    dense = {(r.task, r.context_bp, r.mask_bp): r.timing.get("train_step_s") for r in rows if r.method == "dense"}
     out = []
     for r in rows:
         rec = {"task": r.task, "context_bp": str(r.context_bp), "input": r.input, "method": r.method,
@@ -190,7 +192,7 @@ def to_records(rows: list[ContextRow]) -> list[dict[str, str]]:
             rec.update({"s_per_step": "failed", "step_vs_dense": "-", "peak_rss_mb": "-", "eval_seqs_per_s": "-"})
         else:
             step = t.get("train_step_s")
-            d = dense.get((r.task, r.context_bp, r.mask_bp))
+            d = t.get("dense_step_s")
             rec["s_per_step"] = f"{step:.3f}" if step is not None else "-"
             rec["step_vs_dense"] = f"{step / d:.2f}x" if step is not None and d else "-"
             rss = t.get("peak_rss_mb")
