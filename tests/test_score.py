@@ -492,7 +492,8 @@ def test_workflow_score_rules_dry_run(data_dir, tmp_path, ckpt):
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     cfg = yaml.safe_load(open(os.path.join(repo, "configs", "demo.yaml")))
     cfg.update(data_dir=str(data_dir), results=str(tmp_path / "results"))
-    cfg.pop("pretrain", None)
+    for section in ("pretrain", "tasks", "finetune", "evaluate", "report", "bench"):  # scoring only
+        cfg.pop(section, None)
     cfg["score"] = {"checkpoint": str(ckpt), "fasta": "promoters/ecoli_sigma70/promoters.fa", "genome": HG19,
                     "vcf": "variants/ENCODE_120_gVCF_generated_qualified.vcf.gz", "track": True,
                     "chrom_prefix": "strip", "out_chrom_prefix": "add", "window": 100}
