@@ -111,7 +111,7 @@ def metric_keys(multi_label: bool) -> tuple[str, ...]:
 
 
 def read_bench(path: str | os.PathLike) -> dict[tuple[int, str], dict[str, float]]:
-    """``(length_bp, attention) -> {train_step_s, eval_seqs_per_s, peak_rss_mb, tokens}`` from a bench.json of
+    """``(length_bp, attention) -> {train_step_s, eval_seqs_per_s, peak_rss_mb}`` from a bench.json of
     ``genomics-lm bench finetune`` (a failed cell -> ``{"error": ...}``)."""
     p = Path(path)
     data = read_json(p, "a bench.json of 'genomics-lm bench finetune'",
@@ -126,7 +126,6 @@ def read_bench(path: str | os.PathLike) -> dict[tuple[int, str], dict[str, float
             out[key] = {"error": str(r["error"])}
         else:
             out[key] = {k: float(r[k]) for k in ("train_step_s", "eval_seqs_per_s", "peak_rss_mb") if k in r}
-            out[key]["batch"] = float(data.get("settings", {}).get("batch", float("nan")))
     return out
 
 
