@@ -42,6 +42,7 @@ done
 [ -f "$task/train.h5" ] || { echo "finetune_grid.sh: $task/train.h5: no such file (make it with genomics-lm make-task)" >&2; exit 2; }
 name=${name:-$(basename "$task")}
 G=${GENOMICS_LM:-genomics-lm}
+command -v "$G" >/dev/null 2>&1 || { echo "finetune_grid.sh: $G: command not found (activate .venv or set GENOMICS_LM)" >&2; exit 2; }
 threads=$(( $(nproc) / jobs )); [ "$threads" -ge 1 ] || threads=1
 extra=("$@")
 

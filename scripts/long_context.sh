@@ -49,6 +49,7 @@ done
 [ -n "$out" ] && [ -n "$name" ] && [ $# -gt 0 ] \
   || { echo "long_context.sh: --out, --name and the make-task input options after -- are required (see --help)" >&2; exit 2; }
 G=${GENOMICS_LM:-genomics-lm}
+command -v "$G" >/dev/null 2>&1 || { echo "long_context.sh: $G: command not found (activate .venv or set GENOMICS_LM)" >&2; exit 2; }
 select_bp=$(printf '%s\n' $contexts | sort -n | tail -1)
 log() { echo "$(date +%H:%M:%S) $*"; }
 mkdir -p "$out/tasks" "$out/grid"
