@@ -29,7 +29,6 @@ import csv
 import datetime
 import html
 import io
-import json
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -410,14 +409,13 @@ def patterns_section(dirs: Sequence[str | os.PathLike]) -> str:
     parts = []
     for d in map(Path, dirs):
         path = d / JSON_NAME
+        doc = read_json(path, "a patterns.json of 'genomics-lm draw-pattern'",
+                        "give the --out-dir of 'genomics-lm draw-pattern'")
         try:
-            doc = json.loads(path.read_text())
             patterns = doc["patterns"]
             length = doc["length"]
-        except FileNotFoundError:
-            raise UserError(f"{path}: no such file (give the --out-dir of 'genomics-lm draw-pattern')") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise UserError(f"{path}: not a patterns.json of 'genomics-lm draw-pattern' ({exc!r})") from None
+        except (KeyError, TypeError) as exc:
+            raise UserError(f"{path}: not a patterns.json of 'genomics-lm draw-pattern' (missing {exc!r})") from None
         recs = []
         for attention, rec in patterns.items():
             for layer in rec.get("layers", []):
