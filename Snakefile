@@ -1,5 +1,6 @@
 # genomics_lm workflow: FASTA -> k-mer token stores (HDF5) -> MLM pretraining -> tasks -> fine-tuning per task x
-# attention x seed -> evaluation next to the k-mer baseline -> compare tables -> scoring -> one HTML report.
+# attention x seed -> evaluation next to the k-mer baseline -> compare tables (and long-context tables) -> scoring
+# -> one HTML report.
 # Thin: the config, the rule files, and the targets. No science lives here; each rule calls `genomics-lm`.
 #
 #   snakemake --profile workflow/profiles/default --configfile configs/demo.yaml      # laptop / CI
@@ -26,6 +27,11 @@ if FINETUNE:
 
     include: "workflow/rules/finetune.smk"
     include: "workflow/rules/evaluate.smk"
+
+
+if FINETUNE and LONG_CONTEXT:
+
+    include: "workflow/rules/long_context.smk"
 
 
 if REPORT:

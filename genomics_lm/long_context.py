@@ -1,7 +1,7 @@
 """The long-context experiment's table and plots: metric, time and memory vs context length per attention type.
 
-Stage functions only (``genomics-lm context-table`` prints and writes; ``scripts/long_context.sh`` runs the
-experiment):
+Stage functions only (``genomics-lm context-table`` prints and writes; ``scripts/long_context.sh`` or the
+workflow's ``long_context:`` section, workflow/rules/long_context.smk, runs the experiment):
 
     EVAL_DIR/metrics.json ...   one per fine-tuning run (``genomics-lm evaluate``), of one task built at several
                                 ``--context-bp`` (and the ``--mask-outside-bp`` control) from the same rows
@@ -9,7 +9,9 @@ experiment):
                                 rows' identity (chromosome, window centre, strand, labels): the same bins/TSSs
                                 at every context length, checked
         ──► context_rows        group by (task, context, input, method); the k-mer baseline once per
-                                (task, context, input), from the same metrics.json files (same rows, same run)
+                                (task, context, input), from the same metrics.json files (same rows, same run).
+                                The task is metrics.json's name, or one name for all (``task=``, the
+                                workflow's ``long_context:`` experiments, whose tasks are named per context)
     bench.json (``genomics-lm bench finetune --json`` at the same lengths, same model config)
         ──► timing              seconds per training step, eval sequences/s and peak RSS per (length, attention)
         ──► rows + plots        context.tsv, context.md, metric_vs_context.png, time_vs_context.png
@@ -26,7 +28,7 @@ import csv
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 import numpy as np
 
@@ -70,9 +72,15 @@ def rows_identity(split_file: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def read_context_eval(path: str | os.PathLike) -> ContextEval:
-    """Read an evaluation folder (or its metrics.json) and its task store's context settings."""
+def read_context_eval(path: str | os.PathLike, task: str | None = None) -> ContextEval:
+    """Read an evaluation folder (or its metrics.json) and its task store's context settings.
+
+    ``task`` replaces the task name of metrics.json: evaluations of tasks named apart (one name per context
+    length, as the workflow names them) are then grouped, and checked for the same rows, as one task.
+    """
     ev = read_evaluation(path)
+    if task is not None:
+        ev = replace(ev, task=task)
     raw = json.loads(ev.path.read_text())
     split_file = raw.get("split_file")
     if not split_file or not Path(split_file).exists():

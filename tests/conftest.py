@@ -65,13 +65,17 @@ def _private_cache(tmp_path_factory):
     mp.undo()
 
 
+FAKE_GPUS = 2  # of the local SLURM test cluster
+
+
 @pytest.fixture(scope="session")
 def slurm_cluster():
     """A real single-node SLURM cluster from ../shared/tools/local-slurm.sh, started if it is not running.
 
     Skipped where it cannot run (no script, not root, start failed). Several xdist workers may use it at once,
     so the start is serialised by a file lock and the cluster is left running at the end (stop it with
-    ``bash ../shared/tools/local-slurm.sh stop``).
+    ``bash ../shared/tools/local-slurm.sh stop``). It advertises ``FAKE_GPUS`` device-less GPUs (gres), so rules
+    that request GPUs are submitted with the GPU syntax and scheduled, while they compute on the CPU.
     """
     import shutil
     import subprocess
@@ -85,7 +89,8 @@ def slurm_cluster():
     if os.geteuid() != 0:
         pytest.skip("the local SLURM test cluster needs root")
     with FileLock(os.path.join(tempfile.gettempdir(), "genomics_lm-local-slurm.lock"), timeout=900):
-        res = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=900)
+        res = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=900,
+                             env=dict(os.environ, FAKE_GPUS=str(FAKE_GPUS)))
     if res.returncode != 0 or shutil.which("sbatch") is None:
         pytest.skip(f"local SLURM cluster did not start: {(res.stdout + res.stderr)[-500:]}")
     return script

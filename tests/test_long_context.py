@@ -33,11 +33,12 @@ def tasks(data_dir, tmp_path_factory):
     return root
 
 
-def fake_eval(path: Path, task_dir: Path, attention: str, auroc: float, auprc: float, base: tuple[float, float]):
+def fake_eval(path: Path, task_dir: Path, attention: str, auroc: float, auprc: float, base: tuple[float, float],
+              task: str = "k562"):
     """A metrics.json as 'genomics-lm evaluate' writes it (the fields the table reads), on a real task store."""
     path.mkdir(parents=True)
     (path / "metrics.json").write_text(json.dumps({
-        "task": "k562", "split": "test", "n": 100, "label_names": ["H3K4me3", "POLR2A"], "rows_sha256": "x",
+        "task": task, "split": "test", "n": 100, "label_names": ["H3K4me3", "POLR2A"], "rows_sha256": "x",
         "attention": attention, "split_file": str(task_dir / "test.h5"), "task_dir": str(task_dir),
         "model": {"macro_auroc": auroc, "macro_auprc": auprc},
         "kmer_baseline": {"macro_auroc": base[0], "macro_auprc": base[1], "seconds": 2.5}}))
@@ -94,6 +95,74 @@ def test_different_rows_are_refused(tasks, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "evaluated on different rows" in err[0] and str(b / "metrics.json") in err[0]
     assert not (tmp_path / "s" / "context.tsv").exists()
+
+
+def _table(path: Path) -> list[dict[str, str]]:
+    lines = path.read_text().splitlines()
+    head = lines[0].split("\t")
+    return [dict(zip(head, line.split("\t"))) for line in lines[1:]]
+
+
+def test_task_name_makes_tasks_named_per_context_one_experiment(tasks, tmp_path, capsys):
+    """The workflow names a task per context (k562_300, k562_600, k562_600_mask300): --task-name groups them as one
+    task, seeds of one context together, and the baseline once per context and input."""
+    ev = tmp_path / "ev"
+    e = [fake_eval(ev / "a", tasks / "c300", "bigbird", 0.70, 0.50, (0.65, 0.45), task="k562_300"),
+         fake_eval(ev / "b", tasks / "c300", "bigbird", 0.74, 0.52, (0.65, 0.45), task="k562_300"),
+         fake_eval(ev / "c", tasks / "c600", "bigbird", 0.80, 0.60, (0.66, 0.47), task="k562_600"),
+         fake_eval(ev / "d", tasks / "c600", "dense", 0.78, 0.58, (0.66, 0.47), task="k562_600"),
+         fake_eval(ev / "e", tasks / "c600_mask300", "bigbird", 0.71, 0.51, (0.64, 0.44), task="k562_600_mask300")]
+    out = tmp_path / "summary"
+    assert cli(["context-table", *map(str, e), "--task-name", "k562_lc", "--out-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "not run: k562_lc 300 bp longformer; k562_lc 300 bp dense; k562_lc 600 bp longformer" in printed
+    rows = _table(out / "context.tsv")
+    assert [(r["task"], r["context_bp"], r["input"], r["method"], r["runs"]) for r in rows] == [
+        ("k562_lc", "300", "full", "k-mer baseline", "1"), ("k562_lc", "300", "full", "bigbird", "2"),
+        ("k562_lc", "600", "full", "k-mer baseline", "1"), ("k562_lc", "600", "full", "bigbird", "1"),
+        ("k562_lc", "600", "full", "dense", "1"),
+        ("k562_lc", "600", "central 300 bp", "k-mer baseline", "1"),
+        ("k562_lc", "600", "central 300 bp", "bigbird", "1")]
+    assert rows[1]["macro_auroc"] == "0.720 ± 0.028" and rows[4]["macro_auroc"] == "0.780"
+    assert rows[5]["macro_auroc"] == "0.640" and rows[6]["macro_auroc"] == "0.710"
+    md = (out / "context.md").read_text()
+    assert md.count("| task | context_bp |") == 1 and "k562_300" not in md  # one table: one task
+    assert not (out / "time_vs_context.png").exists()
+    # without --task-name: three tasks of one context each
+    assert cli(["context-table", *map(str, e), "--out-dir", str(out), "--overwrite"]) == 0
+    assert {r["task"] for r in _table(out / "context.tsv")} == {"k562_300", "k562_600", "k562_600_mask300"}
+
+
+def test_task_name_checks_the_rows_across_the_renamed_tasks(tasks, tmp_path, capsys):
+    """Named apart, tasks on different rows pass; under one --task-name they are one task: refused, one line."""
+    a = fake_eval(tmp_path / "a", tasks / "c300", "bigbird", 0.7, 0.5, (0.6, 0.4), task="k562_300")
+    b = fake_eval(tmp_path / "b", tasks / "other_rows", "bigbird", 0.7, 0.5, (0.6, 0.4), task="k562_300_seed5")
+    assert cli(["context-table", str(a), str(b), "--out-dir", str(tmp_path / "apart")]) == 0
+    capsys.readouterr()
+    assert cli(["context-table", str(a), str(b), "--task-name", "k562_lc", "--out-dir", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "task 'k562_lc' evaluated on different rows" in err[0]
+    assert str(b / "metrics.json") in err[0]
+    assert not (tmp_path / "s" / "context.tsv").exists()
+
+
+def test_overwrite_without_bench_removes_an_old_time_plot(tasks, tmp_path):
+    """The workflow reruns a table into the same folder: a time plot from an earlier benchmark must not stay."""
+    a = fake_eval(tmp_path / "a", tasks / "c300", "bigbird", 0.7, 0.5, (0.6, 0.4))
+    out = tmp_path / "s"
+    assert cli(["context-table", str(a), "--bench", str(bench_json(tmp_path / "bench.json")), "--out-dir",
+                str(out)]) == 0
+    assert (out / "time_vs_context.png").exists()
+    assert cli(["context-table", str(a), "--out-dir", str(out), "--overwrite"]) == 0
+    assert (out / "context.tsv").exists() and not (out / "time_vs_context.png").exists()
+
+
+def test_help_names_task_name_and_the_workflow_section(capsys):
+    with pytest.raises(SystemExit):
+        cli(["context-table", "--help"])
+    out = capsys.readouterr().out
+    assert "--task-name NAME" in out and "treat every EVAL as one task named NAME" in out
+    assert "long_context:" in out and "RESULTS/context/NAME/" in out
 
 
 def test_task_not_from_a_genome_is_refused(data_dir, tmp_path, capsys):

@@ -176,7 +176,7 @@ def test_pretrain_rule_declares_gpus_and_srun_launch(data_dir, tmp_path):
     res = _snakemake("-n", "-p", "--configfile", cfg)
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
-    assert "gpu=4" in out and "nodes=2" in out and "tasks_per_node=4" in out and "mpi=srun" in out
+    assert "gres=gpu:4" in out and "nodes=2" in out and "tasks_per_node=4" in out and "mpi=srun" in out
     assert "srun --nodes=2 --ntasks-per-node=4 --cpus-per-task=2 --kill-on-bad-exit=1 genomics-lm pretrain fit" in out
     assert "--trainer.devices 4 --trainer.num_nodes 2" in out and "--trainer.accelerator gpu" in out
 
@@ -253,7 +253,7 @@ def test_cluster_config_dry_runs_on_the_slurm_executor(data_dir, tmp_path):
     res = _snakemake("-n", "-p", "--configfile", path, "--profile", REPO / "workflow" / "profiles" / "slurm")
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout + res.stderr
-    assert out.count("rule pretrain:") == 3 and "gpu=4" in out and "tasks_per_node=4" in out
+    assert out.count("rule pretrain:") == 3 and "gres=gpu:4" in out and "tasks_per_node=4" in out
 
 
 @pytest.mark.slow
@@ -414,6 +414,10 @@ def test_full_config_dry_runs_on_the_slurm_executor_with_gpus(data_dir, tmp_path
     assert all("gpu=1" in j for j in jobs if "rule score_" in j)
     assert not any("gpu=" in j for j in jobs if "rule evaluate:" in j or "rule make_task:" in j)
     assert "--config configs/finetune/base.yaml" in out and "--model.arch.tokenizer.k 6" in out
+    assert stats["context_bench"] == stats["context_table"] == "1"  # the long_context experiment, in the report
+    assert not any("gpu=" in j for j in jobs if "rule context_bench:" in j)
+    report = next(j for j in jobs if "rule report:" in j)
+    assert f"--context {tmp_path / 'results' / 'context' / 'ecoli_tss'}" in report
 
 
 def _write_manifest(tmp_path, change):
@@ -586,3 +590,59 @@ def test_killed_run_finishes_on_rerun_without_redoing_completed_jobs(data_dir, t
     assert target.is_file()
     res = _snakemake(*args, "-n", cwd=workdir)
     assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr
+
+
+def _scontrol_job(jobid):
+    """``scontrol show job -o``'s fields of one job ({"JobState": "COMPLETED", "Comment": ..., ...})."""
+    res = subprocess.run(["scontrol", "show", "job", "-o", str(jobid)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return dict(f.split("=", 1) for f in res.stdout.split() if "=" in f)
+
+
+@pytest.mark.slow
+def test_whole_pipeline_on_slurm_with_gpu_requests(data_dir, tmp_path, slurm_cluster):
+    """A small config of the whole pipeline (inputs, tokenize, pretrain, tasks, fine-tuning, evaluation, compare,
+    patterns, report) with the slurm profile on the local SLURM cluster: every rule that is not a local rule is a
+    SLURM job, submitted with sbatch and completed, and the pretraining and fine-tuning jobs request a GPU (the test
+    cluster's device-less gres: they are scheduled as GPU jobs and compute on the CPU)."""
+    from conftest import FAKE_GPUS
+
+    def edit(cfg):
+        cfg["manifest"] = str(REPO / "data" / "MANIFEST.tsv")
+        cfg["tasks"] = {"ecoli_sigma70": cfg["tasks"]["ecoli_sigma70"]}
+        cfg["pretrain"].update(attention=["longformer", "dense"], max_steps=4, cpus=1, mem_mb=3000, runtime=15,
+                               gpus=1, extra="--trainer.val_check_interval 2",
+                               model_config=str(REPO / "configs" / "pretrain" / "tiny.yaml"))
+        cfg["finetune"].update(attention=["longformer", "dense"], limit_train_batches=4, limit_val_batches=2,
+                               gpus=1, runtime=15, model_config=str(REPO / "configs" / "finetune" / "tiny.yaml"))
+        cfg["evaluate"].update(published=str(REPO / "data" / "published.tsv"), cpus=1, mem_mb=3000, runtime=15)
+        del cfg["score"]
+
+    assert FAKE_GPUS >= 1
+    cfg = _pipeline(tmp_path, data_dir, edit=edit)
+    workdir = tmp_path / "work"  # Snakemake's .snakemake/ (and slurm_logs/) for this run only
+    workdir.mkdir()
+    res = _snakemake("-s", REPO / "Snakefile", "--configfile", cfg, "--profile",
+                     REPO / "workflow" / "profiles" / "slurm", cwd=workdir)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-5000:]
+    results = tmp_path / "results"
+    assert (results / "report.html").is_file() and (results / "eval" / "ecoli_sigma70" / "compare.tsv").is_file()
+
+    submitted = {int(j): int(s) for j, s in re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", out)}
+    finished = {int(j): r for j, r in re.findall(r"Finished jobid: (\d+) \(Rule: (\w+)\)", out)}
+    local = {int(j): r for r, j in re.findall(r"^localrule (\w+):\n(?:    .*\n)*?    jobid: (\d+)", out, re.M)}
+    remote = {j: r for j, r in finished.items() if j not in local}
+    assert set(local.values()) == {"fetch_input", "summarize_pretraining", "compare", "draw_patterns", "report", "all"}
+    assert sorted(remote.values()) == sorted(["tokenize", "pretrain", "pretrain", "make_task", "finetune",
+                                              "finetune", "evaluate", "evaluate"]), finished
+    assert set(submitted) == set(remote), (submitted, finished)  # every other job went through sbatch
+    for job, slurm_id in submitted.items():
+        info = _scontrol_job(slurm_id)
+        assert info["JobState"] == "COMPLETED", info
+        assert info["Comment"].startswith(f"rule_{remote[job]}"), info
+        # fine-tuning: sbatch --gpus=1 (per job); pretraining: --gres=gpu:1 (per node); the others no GPU
+        assert (info.get("TresPerJob") == "gres:gpu:1") == (remote[job] == "finetune"), info
+        assert (info.get("TresPerNode") == "gres:gpu:1") == (remote[job] == "pretrain"), info
+    for attention in ("longformer", "dense"):
+        assert (results / "finetune" / "ecoli_sigma70" / f"{attention}_s0" / "finetuned.pt").is_file()

@@ -18,6 +18,11 @@ Every evaluation of one task must be on the same rows (the same bins or TSSs, st
 context length: build them with one --select-bp), or the command stops. The k-mer baseline rows come from the
 same metrics.json files (fitted on the same rows in the same evaluate runs).
 
+The task is the name in each metrics.json ('genomics-lm evaluate --task-name'). --task-name NAME treats every
+EVAL as one task named NAME instead: evaluations of tasks named apart (one name per context, e.g. ecoli_tss_2kb,
+ecoli_tss_8kb, ecoli_tss_24kb_mask2kb) become one experiment, and the same-rows check then applies across all
+of them.
+
 writes, in --out-dir:
   context.tsv, context.md     task, context_bp, input (full or central M bp), method, runs, n, metrics as
                               mean ± sd over runs, s_per_step / step_vs_dense / peak_rss_mb / eval_seqs_per_s from
@@ -27,6 +32,11 @@ writes, in --out-dir:
 
 example (scripts/long_context.sh runs the whole experiment and then this):
   genomics-lm context-table lc/k562/grid/*/eval/*/s*/ --bench lc/k562/bench.json --out-dir lc/k562/summary
+
+in the workflow: a `long_context:` section of the config (experiment name -> its tasks, built at several
+context_bp with one select_bp) runs the tasks' fine-tuning and evaluations, 'genomics-lm bench finetune' at
+their context lengths (bench: true) and this command with --task-name NAME into RESULTS/context/NAME/, which
+the report includes (workflow/rules/long_context.smk, workflow/schemas/config.schema.yaml).
 """
 
 
@@ -42,8 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bench", type=Path, default=None, metavar="JSON",
                    help="'genomics-lm bench finetune --json' output at the same lengths (timing and memory columns, "
                    "time_vs_context.png)")
+    p.add_argument("--task-name", default=None, metavar="NAME",
+                   help="treat every EVAL as one task named NAME (default: the task name in each metrics.json); "
+                   "the same-rows check then applies across all of them")
     p.add_argument("--out-dir", type=Path, required=True, metavar="DIR", help="folder for the tables and plots")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs in --out-dir")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing outputs in --out-dir (without --bench, also remove an old "
+                   "time_vs_context.png, which belongs to another benchmark)")
     return p
 
 
@@ -57,8 +72,13 @@ def main(argv: list[str]) -> int:
     existing = [n for n in OUTPUTS if (args.out_dir / n).exists()]
     if existing and not args.overwrite:
         raise UserError(f"--out-dir {args.out_dir}: already holds {', '.join(existing)} (use --overwrite)")
-    evals = [read_context_eval(p) for p in args.evals]
+    if args.task_name is not None and not args.task_name.strip():
+        raise UserError("--task-name: empty name")
+    evals = [read_context_eval(p, task=args.task_name) for p in args.evals]
     records, written, missing = write_outputs(evals, args.bench, args.out_dir)
+    stale = args.out_dir / "time_vs_context.png"
+    if args.bench is None and stale.exists():  # --overwrite (checked above): a plot of an earlier benchmark
+        stale.unlink()
     print(markdown(records), end="")
     if missing:
         print("not run: " + "; ".join(missing))

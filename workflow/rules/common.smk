@@ -6,6 +6,8 @@ import os
 import re
 import shlex
 
+import yaml
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -25,6 +27,7 @@ EVALUATE = config["evaluate"]
 BENCH = config["bench"]
 REPORT = config.get("report")
 SCORE = config.get("score")
+LONG_CONTEXT = config["long_context"]  # {}: no long-context experiment
 # the software of every rule, for --software-deployment-method conda (the same environment as `pip install -e .`)
 CONDA_ENV = "../../environment.yml"
 
@@ -220,7 +223,8 @@ def option_string(section, names):
 
 def all_targets():
     """Token stores of every genome; with a `pretrain` section, a pretrained model per genome x attention and a
-    summary table per genome."""
+    summary table per genome; every task store; with a `finetune` section every evaluation, compare table and
+    long-context table; the report and the scores."""
     targets = [token_store(g, s) for g in config["genomes"] for s in SPLITS]
     targets += [pretrained_model(g, a) for g in config["genomes"] for a in ATTENTIONS]
     if PRETRAIN:
@@ -229,6 +233,7 @@ def all_targets():
     if FINETUNE:
         targets += [metrics_file(t, a, s) for t, a, s in finetune_runs()]
         targets += [compare_table(t) for t in TASKS]
+        targets += [context_table_file(name) for name in LONG_CONTEXT]
     if REPORT:
         targets.append(report_file())
     if SCORE:
@@ -274,7 +279,8 @@ def pretrain_resources():
     """Resources of one pretraining job (per task: with srun, one task per rank)."""
     res = {"mem_mb": PRETRAIN["mem_mb"], "runtime": by_attempt(PRETRAIN["runtime"]), "cpus_per_task": PRETRAIN["cpus"]}
     if PRETRAIN["gpus"] > 0:
-        res["gpu"] = PRETRAIN["gpus"]
+        # per node (sbatch --gres=gpu:N); the `gpu` resource would be sbatch --gpus=N, a total for the whole job
+        res["gres"] = f"gpu:{PRETRAIN['gpus']}"
     if PRETRAIN["nodes"] > 1:
         res["nodes"] = PRETRAIN["nodes"]
     if _srun():
@@ -524,6 +530,174 @@ def published_table():
     return [EVALUATE["published"]] if EVALUATE["published"] else []
 
 
+# ---------------------------------------------------------------------------------------------------- long context
+# config["long_context"] (workflow/rules/long_context.smk): experiment name -> tasks of `tasks` that build ONE genome
+# task at several context lengths on the same rows (one select_bp >= every context_bp; a task with mask_outside_bp is
+# the N-masked control). Their evaluations (every attention type and seed) make one table, RESULTS/context/NAME/, by
+# `genomics-lm context-table --task-name NAME`, which refuses evaluations on different rows; the checks below find
+# the same mistakes from the config, before any job (not after hours of fine-tuning).
+
+DEFAULT_CONTEXT_BP = 1000  # make-task's --context-bp default (schema: tasks.*.context_bp "null: 1000")
+# the settings of a genome task that choose its rows, labels and splits: equal across an experiment's tasks
+# (select_bp is checked on its own first; context_bp and mask_outside_bp are what the experiment varies)
+ROW_OPTIONS = ["genome", "peaks", "tss", "tss_format", "bin_bp", "neg_per_pos", "min_distance", "max_n_frac",
+               "chrom_map", "chrom_prefix", "regulondb_mismatch", "block_bp", "gap_bp", "val_frac", "test_frac",
+               "seed"]
+# the real data `genomics-lm bench finetune` reads per length: the promoter sets at 70 and 300 bp, E. coli windows at
+# any other length (genomics_lm/bench/finetune.py PROMOTER_SETS, SPLIT_FILES, GENOME; a test checks they agree)
+BENCH_FINETUNE_PROMOTERS = {70: "promoters/gue_prom_core_all", 300: "promoters/gue_prom_300_tata"}
+BENCH_FINETUNE_SPLITS = ["train.csv", "dev.csv", "test.csv"]
+BENCH_FINETUNE_GENOME = "genomes/ecoli_k12_mg1655.fna.gz"
+
+
+def context_bp(task):
+    return TASKS[task]["context_bp"] or DEFAULT_CONTEXT_BP
+
+
+def context_dir(name):
+    return f"{RESULTS}/context/{name}"
+
+
+def context_table_file(name):
+    return f"{context_dir(name)}/context.tsv"
+
+
+def context_bench_json(name):
+    return f"{context_dir(name)}/bench.json"
+
+
+def context_md(name):
+    return f"{context_dir(name)}/context.md"
+
+
+def context_metric_plot(name):
+    return f"{context_dir(name)}/metric_vs_context.png"
+
+
+def context_time_plot(name):
+    return f"{context_dir(name)}/time_vs_context.png"
+
+
+def context_table_outputs(name):
+    """The files of an experiment's table (time_vs_context.png only with its benchmark)."""
+    out = [context_table_file(name), context_md(name), context_metric_plot(name)]
+    return out + [context_time_plot(name)] if LONG_CONTEXT[name]["bench"] else out
+
+
+def context_runs(name):
+    """(task, attention, seed) of every evaluation of an experiment, in the order of its tasks."""
+    return [r for t in LONG_CONTEXT[name]["tasks"] for r in finetune_runs() if r[0] == t]
+
+
+def context_lengths(name):
+    """The experiment's distinct context lengths (bp), ascending: the benchmark's --lengths."""
+    return sorted({context_bp(t) for t in LONG_CONTEXT[name]["tasks"]})
+
+
+def _finetune_yaml():
+    """The finetune model_config YAML (the benchmark times its model.arch, whose tokenizer the YAML fixes)."""
+    path = FINETUNE["model_config"]
+    try:
+        with open(path) as fh:
+            return yaml.safe_load(fh) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise WorkflowError(f"config finetune: model_config {path}: cannot read it ({exc})")
+
+
+def _context_bench_plan(name):
+    """(input files, data folder, batch size or None) of an experiment's benchmark: the inputs are resolved (and
+    registered for the checksum check) through input_file, like every input, and the data folder is theirs."""
+    where = f"config long_context: {name}: bench"
+    files, roots = [], set()
+    for length in context_lengths(name):
+        rels = ([f"{BENCH_FINETUNE_PROMOTERS[length]}/{f}" for f in BENCH_FINETUNE_SPLITS]
+                if length in BENCH_FINETUNE_PROMOTERS else [BENCH_FINETUNE_GENOME])
+        for rel in rels:
+            f = input_file(rel, where)
+            if f not in files:
+                files.append(f)
+                roots.add(f[: -len(rel) - 1])
+    if len(roots) != 1:
+        raise WorkflowError(f"{where}: its inputs are not in one folder ({', '.join(sorted(roots))}): put them all in"
+                            f" the data folder, or all in {MANIFEST_PATH}")
+    model = _finetune_yaml()
+    tok = ((model.get("model") or {}).get("arch") or {}).get("tokenizer") or {}
+    k = tok.get("k", 6)  # ModelConfig's default tokenizer: 6-mers, stride k
+    yaml_tokenizer = (k, tok.get("stride") or k)
+    if yaml_tokenizer != tokenizer_k_stride():
+        raise WorkflowError(f"{where}: finetune.model_config {FINETUNE['model_config']} reads k={yaml_tokenizer[0]}"
+                            f" stride={yaml_tokenizer[1]}, the tokenize section k={tokenizer_k_stride()[0]}"
+                            f" stride={tokenizer_k_stride()[1]}: the benchmark would time other tokens than the runs"
+                            " (make the model config's tokenizer the tokenize section's, or set bench: false)")
+    batch = (LONG_CONTEXT[name]["bench_batch_size"] or FINETUNE["batch_size"]
+             or (model.get("data") or {}).get("batch_size"))
+    return files, roots.pop(), batch
+
+
+def check_long_context(name):
+    """An experiment's tasks: in `tasks`, genome tasks, one select_bp >= every context_bp, every other row setting
+    equal, no two the same (context, input) cell. Raises a one-line WorkflowError naming the key."""
+    where = f"config long_context: {name}"
+    tasks = LONG_CONTEXT[name]["tasks"]
+    for t in tasks:
+        if t not in TASKS:
+            raise WorkflowError(f"{where}: tasks: {t!r} is not a task of `tasks` ({', '.join(TASKS) or 'none'})")
+        if task_kind(t) not in ("peaks", "tss"):
+            raise WorkflowError(f"{where}: tasks: {t!r} is not a genome task (genome + peaks or genome + tss): it has"
+                                " no context_bp to vary")
+    largest = max(tasks, key=context_bp)
+    unset = [t for t in tasks if TASKS[t]["select_bp"] is None]
+    if unset:
+        raise WorkflowError(f"{where}: select_bp is not set on {', '.join(unset)}: give every task the same select_bp,"
+                            f" at least the largest context_bp ({context_bp(largest):,}), so every context has the"
+                            " same rows")
+    selects = {t: TASKS[t]["select_bp"] for t in tasks}
+    if len(set(selects.values())) > 1:
+        found = ", ".join(f"{t} {v:,}" for t, v in selects.items())
+        raise WorkflowError(f"{where}: select_bp differs between the tasks ({found}): give every task the same"
+                            f" select_bp, at least the largest context_bp ({context_bp(largest):,}), so every context"
+                            " has the same rows")
+    select = selects[largest]
+    if select < context_bp(largest):
+        raise WorkflowError(f"{where}: select_bp {select:,} is smaller than the context_bp of {largest}"
+                            f" ({context_bp(largest):,}): the rows are chosen on a window holding every context")
+    first = tasks[0]
+    for t in tasks[1:]:
+        for key in ROW_OPTIONS:
+            if TASKS[t].get(key) != TASKS[first].get(key):
+                raise WorkflowError(f"{where}: {key} differs between tasks {first} ({TASKS[first].get(key)!r}) and"
+                                    f" {t} ({TASKS[t].get(key)!r}): only context_bp and mask_outside_bp may differ"
+                                    " (the same rows at every context)")
+    cells = {}
+    for t in tasks:
+        c, m = context_bp(t), TASKS[t]["mask_outside_bp"]
+        if m is not None and m > c:
+            raise WorkflowError(f"{where}: mask_outside_bp of {t} ({m:,}) is larger than its context_bp ({c:,})")
+        if (c, m) in cells:
+            what = "full input" if m is None else f"central {m:,} bp"
+            raise WorkflowError(f"{where}: tasks {cells[(c, m)]} and {t} are the same cell (context_bp {c:,},"
+                                f" {what}): give each task its own context_bp or mask_outside_bp")
+        cells[(c, m)] = t
+
+
+def context_bench_options(name):
+    """`genomics-lm bench finetune` options of an experiment (besides --config and --json): its context lengths,
+    the finetune attention types, the finetune section's threads; a short budget, as scripts/long_context.sh."""
+    out = [f"--lengths {','.join(map(str, context_lengths(name)))}",
+           f"--attentions {','.join(FINETUNE['attention'])}", f"--threads {FINETUNE['cpus']}",
+           f"--data-dir {CONTEXT_BENCH[name][1]}",
+           "--steps 3 --warmup 1 --eval-rows 16 --eval-repeats 1 --no-baseline --baseline-rows 32,8,16"]
+    if CONTEXT_BENCH[name][2] is not None:
+        out.append(f"--batch-size {CONTEXT_BENCH[name][2]}")
+    return " ".join(out)
+
+
+def context_bench_resources():
+    """The benchmark's job: the finetune section's memory and runtime. No GPU: `genomics-lm bench finetune` times
+    fp32 steps on the CPU only."""
+    return {"mem_mb": FINETUNE["mem_mb"], "runtime": by_attempt(FINETUNE["runtime"]), "cpus_per_task": FINETUNE["cpus"]}
+
+
 # ---------------------------------------------------------------------------------------------------- score
 # Scoring with a fine-tuned checkpoint (score.smk): by default one the workflow trains.
 
@@ -635,8 +809,9 @@ def report_options():
     out = [f"--evals {' '.join(eval_dir(*r) for r in runs)}"]
     if EVALUATE["published"]:
         out.append(f"--published {shlex.quote(EVALUATE['published'])}")
-    if REPORT["context"]:
-        out.append(f"--context {' '.join(map(shlex.quote, REPORT['context']))}")
+    context = list(map(shlex.quote, REPORT["context"])) + [context_dir(name) for name in LONG_CONTEXT]
+    if context:
+        out.append(f"--context {' '.join(context)}")
     if REPORT["bench"]:
         out.append(f"--bench-attention {bench_json()}")
     if ATTENTIONS:
@@ -654,6 +829,8 @@ def report_inputs():
     inputs += [pretrained_model(g, a) for g in config["genomes"] for a in ATTENTIONS] + published_table()
     if REPORT["bench"]:
         inputs.append(bench_json())
+    for name in LONG_CONTEXT:  # the long-context tables (made by the workflow; report.context: made outside it)
+        inputs += context_table_outputs(name)
     return inputs
 
 
@@ -665,6 +842,13 @@ if FINETUNE and not TASKS:
     raise WorkflowError("config finetune: no tasks to fine-tune (config `tasks`)")
 for _task in TASKS if FINETUNE else []:
     task_pretrain_genome(_task)  # a wrong name is an error now, not when the DAG is built
+if LONG_CONTEXT and not FINETUNE:
+    raise WorkflowError("config long_context: the long-context experiment needs a finetune section (it tabulates the"
+                        " evaluations of its tasks)")
+for _name in LONG_CONTEXT:
+    check_long_context(_name)
+# each benchmark's inputs, data folder and batch size (its inputs registered for the checksum check below)
+CONTEXT_BENCH = {n: _context_bench_plan(n) for n in LONG_CONTEXT if LONG_CONTEXT[n]["bench"]}
 
 # every genome is tokenized: resolve (and register) its FASTA now, then check every manifest input the config uses
 GENOME_FASTAS = {g: genome_input(g, f"config genomes: {g}") for g in config["genomes"]}
