@@ -8,7 +8,7 @@ Stage functions only (``genomics-lm compare`` prints and writes):
         ──► compare            group by (task, method): method = NAME given by the user, or
                                "<attention> <scratch|pretrained NAME>[ +both strands]"
                                one k-mer baseline row per task (identical in every run: it is deterministic;
-                               a difference is reported as spread, not hidden)
+                               shown once, runs 1, with a note; a difference is reported as spread, not hidden)
                                every evaluation of a task must be on the same rows (same split, same
                                ``rows_sha256``), otherwise a :class:`UserError` names both files
         ──► published rows     (``--published data/published.tsv``: task, method, metric, value, source)
@@ -168,6 +168,10 @@ def compare(evaluations: list[Evaluation], published: list[dict[str, str]] | Non
                 baseline.runs += 1
                 for k, v in _metric_values(ev.baseline, metrics).items():
                     baseline.values.setdefault(k, []).append(v)
+        if baseline.runs > 1 and all(len(set(v)) == 1 for v in baseline.values.values()):
+            # one deterministic fit (cached) scored in every evaluation: one value, not a spread of 0 over copies
+            baseline.note = f"one fit, identical in all {baseline.runs} evaluations"
+            baseline.runs, baseline.values = 1, {k: v[:1] for k, v in baseline.values.items()}
         if baseline.runs:
             rows.append(baseline)
         rows.extend(sorted(groups.values(), key=lambda r: _method_order(r.method, list(groups))))

@@ -55,10 +55,20 @@ def test_runs_of_one_method_are_averaged_next_to_the_baseline(tmp_path):
            read_evaluation(_write(tmp_path, "lf", mcc=0.6, attention="longformer"))]
     recs = to_records(compare(evs))
     assert [(r["method"], r["runs"]) for r in recs] == [
-        (BASELINE, "3"), ("dense scratch", "2"), ("dense scratch +both strands", "1"), ("longformer scratch", "1")]
-    assert recs[0]["mcc"] == "0.700 ± 0.000" and recs[0]["auroc"] == "0.900 ± 0.000"
+        (BASELINE, "1"), ("dense scratch", "2"), ("dense scratch +both strands", "1"), ("longformer scratch", "1")]
+    # the baseline: one cached fit scored in 3 single-strand evaluations, shown once (not "0.700 ± 0.000")
+    assert recs[0]["mcc"] == "0.700" and recs[0]["auroc"] == "0.900"
+    assert recs[0]["note"] == "one fit, identical in all 3 evaluations"
     assert recs[1]["mcc"] == "0.600 ± 0.141" and recs[1]["auroc"] == "0.850 ± 0.071"
     assert recs[3]["mcc"] == "0.600" and recs[2]["n"] == "384"
+
+
+def test_baselines_that_differ_are_shown_with_their_spread(tmp_path):
+    evs = [read_evaluation(_write(tmp_path, "s0", base=(0.7, 0.9, 0.85))),
+           read_evaluation(_write(tmp_path, "s1", base=(0.6, 0.9, 0.85)))]
+    base = to_records(compare(evs))[0]
+    assert base["method"] == BASELINE and base["runs"] == "2" and base["note"] == ""
+    assert base["mcc"] == "0.650 ± 0.071" and base["auroc"] == "0.900 ± 0.000"
 
 
 def test_multi_label_tasks_use_the_macro_metrics(tmp_path):
