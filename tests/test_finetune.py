@@ -163,7 +163,9 @@ def test_grid_script_fits_evaluates_and_compares(sigma70, tmp_path, pytestconfig
     assert first.returncode == 0, first.stderr
     assert "done dense_scratch s3" in first.stdout and "done longformer_scratch s3" in first.stdout
     rows = [line.split("\t") for line in (out / "compare.tsv").read_text().splitlines()]
-    assert rows[1][1] == "k-mer baseline" and rows[1][2] == "2"  # from both fits' metrics.json
+    # from both fits' metrics.json: one cached fit, the same values in both, so shown once
+    assert rows[1][1] == "k-mer baseline" and rows[1][2] == "1"
+    assert rows[1][-1] == "one fit, identical in all 2 evaluations"
     assert {r[1] for r in rows[2:6]} == {"dense scratch", "longformer scratch", "dense scratch +both strands",
                                          "longformer scratch +both strands"}
     assert {r[0] for r in rows[1:]} == {"ecoli_sigma70"} and rows[1][3] == "384"
