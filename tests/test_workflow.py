@@ -320,8 +320,17 @@ def test_every_rule_has_a_log_a_benchmark_and_one_genomics_lm_call():
         assert all(re.match(r"\s*\w+=", line) for line in outputs.strip().splitlines()), (name, outputs)  # named
 
 
-def test_lint_is_clean(data_dir, tmp_path):
-    res = _snakemake("--lint", "--configfile", _pipeline(tmp_path, data_dir))
+@pytest.mark.parametrize("name", ["demo", "full"])
+def test_lint_is_clean(data_dir, tmp_path, name):
+    """--lint with each shipped config (the full one includes the long-context and GPU rules)."""
+    if name == "demo":
+        path = _pipeline(tmp_path, data_dir)
+    else:
+        cfg = yaml.safe_load((REPO / "configs" / "full.yaml").read_text())
+        cfg["data_dir"], cfg["results"] = str(data_dir), str(tmp_path / "results")
+        path = tmp_path / "full.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+    res = _snakemake("--lint", "--configfile", path)
     out = res.stdout + res.stderr
     assert res.returncode == 0 and "Congratulations, your workflow is in a good condition" in out, out[-3000:]
 
