@@ -39,6 +39,15 @@ def _config(tmp_path, data_dir, pretrain=None, name="config.yaml", pipeline=Fals
     return path
 
 
+def _full_config(tmp_path, data_dir):
+    """configs/full.yaml with this test's data folder and results: (its path, the config)."""
+    cfg = yaml.safe_load((REPO / "configs" / "full.yaml").read_text())
+    cfg["data_dir"], cfg["results"] = str(data_dir), str(tmp_path / "results")
+    path = tmp_path / "full.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path, cfg
+
+
 def _snakemake(*args, cwd=REPO, env=None):
     """Snakemake in a subprocess; $GENOMICS_LM_DATA is unset unless ``env`` sets it (the config's data_dir rules)."""
     env = {k: v for k, v in os.environ.items() if k != "GENOMICS_LM_DATA"} | (env or {})
@@ -244,18 +253,6 @@ def test_no_configfile_is_a_clear_error(tmp_path):
     assert "no configuration: pass --configfile" in res.stdout + res.stderr
 
 
-def test_cluster_config_dry_runs_on_the_slurm_executor(data_dir, tmp_path):
-    """configs/full.yaml with the slurm profile: planned as SLURM jobs with the GPU resources (nothing submitted)."""
-    cfg = yaml.safe_load((REPO / "configs" / "full.yaml").read_text())
-    cfg["data_dir"], cfg["results"] = str(data_dir), str(tmp_path / "results")
-    path = tmp_path / "full.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    res = _snakemake("-n", "-p", "--configfile", path, "--profile", REPO / "workflow" / "profiles" / "slurm")
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = res.stdout + res.stderr
-    assert out.count("rule pretrain:") == 3 and "gres=gpu:4" in out and "tasks_per_node=4" in out
-
-
 @pytest.mark.slow
 def test_workflow_on_slurm_with_two_ddp_ranks(data_dir, tmp_path, slurm_cluster):
     """The slurm profile on a real (local, CPU) SLURM cluster: tokenize and pretrain run as SLURM jobs, and the
@@ -326,10 +323,7 @@ def test_lint_is_clean(data_dir, tmp_path, name):
     if name == "demo":
         path = _pipeline(tmp_path, data_dir)
     else:
-        cfg = yaml.safe_load((REPO / "configs" / "full.yaml").read_text())
-        cfg["data_dir"], cfg["results"] = str(data_dir), str(tmp_path / "results")
-        path = tmp_path / "full.yaml"
-        path.write_text(yaml.safe_dump(cfg))
+        path, _ = _full_config(tmp_path, data_dir)
     res = _snakemake("--lint", "--configfile", path)
     out = res.stdout + res.stderr
     assert res.returncode == 0 and "Congratulations, your workflow is in a good condition" in out, out[-3000:]
@@ -405,11 +399,9 @@ def test_bench_is_an_optional_target(data_dir, tmp_path):
 
 
 def test_full_config_dry_runs_on_the_slurm_executor_with_gpus(data_dir, tmp_path):
-    """configs/full.yaml: every task x 3 attention types x 3 seeds, GPU resources on pretrain, finetune and score."""
-    cfg = yaml.safe_load((REPO / "configs" / "full.yaml").read_text())
-    cfg["data_dir"], cfg["results"] = str(data_dir), str(tmp_path / "results")
-    path = tmp_path / "full.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    """configs/full.yaml with the slurm profile, planned (nothing submitted): every task x 3 attention types x 3 seeds,
+    GPU resources on pretrain (per node, 4 srun tasks), finetune and score."""
+    path, cfg = _full_config(tmp_path, data_dir)
     res = _snakemake("-n", "-p", "--configfile", path, "--profile", REPO / "workflow" / "profiles" / "slurm")
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
@@ -417,6 +409,7 @@ def test_full_config_dry_runs_on_the_slurm_executor_with_gpus(data_dir, tmp_path
     n_tasks = len(cfg["tasks"])
     assert int(stats["make_task"]) == n_tasks and int(stats["finetune"]) == int(stats["evaluate"]) == n_tasks * 9
     assert int(stats["compare"]) == n_tasks and stats["report"] == "1" and stats["bench_attention"] == "1"
+    assert out.count("rule pretrain:") == 3 and "gres=gpu:4" in out and "tasks_per_node=4" in out  # per node
     jobs = out.split("\n\n")
     finetune = [j for j in jobs if "rule finetune:" in j]
     assert len(finetune) == n_tasks * 9 and all("gpu=1" in j and "runtime=360" in j for j in finetune)
